@@ -1,0 +1,79 @@
+/*
+ * common.h - what every layer of casq shares: logging, allocation that
+ * never returns NULL, the clock, and the one error enum that the HTTP layer
+ * maps to status lines (http_response.c holds that table).
+ */
+#ifndef CASQ_COMMON_H
+#define CASQ_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* --- logging (log.c) --- */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+extern enum log_level log_threshold;
+int  log_parse_level(const char *name, enum log_level *out);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+/* Impossible states: log with file:line and abort. */
+#define fatal(...) fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void fatal_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* --- allocation (util.c): abort on exhaustion, never NULL --- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrndup(const char *s, size_t n);
+
+/* --- growable byte buffer (util.c) --- */
+struct buf {
+	char  *data;
+	size_t len, cap;
+};
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+/* --- clock and times (util.c) --- */
+/* Milliseconds since the epoch; test builds may add an offset read from
+ * CASQ_TEST_CLOCK_FILE so expiry tests never sleep. */
+int64_t clock_now_ms(void);
+/* "2026-11-26T21:58:01Z" into out (at least 21 bytes). */
+void iso8601(int64_t ms, char out[static 32]);
+
+/* --- text checks (util.c) --- */
+bool utf8_valid(const char *s, size_t n);
+/* Parse "12", "1.5", "0.001" seconds into ms; false on junk or overflow. */
+bool parse_seconds_ms(const char *s, int64_t *ms);
+void hex_encode(const unsigned char *in, size_t n, char *out);
+/* Fill out with n random bytes from the OS CSPRNG (libcrypto). */
+void random_bytes(unsigned char *out, size_t n);
+
+/*
+ * Every failure a request can meet. The HTTP layer maps each to a status,
+ * a reason phrase and a JSON code (http_response.c, err_table); storage
+ * returns only the storage ones.
+ */
+enum casq_err {
+	E_OK = 0,
+	E_MISSING_KEY, E_BAD_KEY, E_BAD_QUEUE, E_BAD_LEASE, E_BAD_DELAY,
+	E_BAD_PAYLOAD, E_MISSING_TOKEN, E_BAD_CLAIMANT, E_CONFLICTING_PARAM,
+	E_MALFORMED_JSON, E_MALFORMED_FORM, E_BAD_PARAM,
+	E_MISSING_API_KEY, E_INVALID_API_KEY,
+	E_NO_ROUTE, E_NO_QUEUE, E_METHOD, E_BODY_TOO_LARGE, E_PAYLOAD_TOO_LARGE,
+	E_UNSUPPORTED_BODY,
+	E_INTERNAL, E_UNAVAILABLE, E_STORAGE_FULL,
+	E__COUNT
+};
+
+#endif

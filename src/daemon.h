@@ -1,0 +1,41 @@
+/*
+ * daemon.h - the process layer: configuration, the FastCGI listener, the
+ * master that supervises a pool of workers (php-fpm style), and the
+ * worker loop that feeds FastCGI requests to the HTTP layer.
+ */
+#ifndef CASQ_DAEMON_H
+#define CASQ_DAEMON_H
+
+#include <sys/types.h>
+
+#include "common.h"
+
+struct config {
+	const char *listen;	/* NULL: inherited socket on fd 0 or LISTEN_FDS */
+	mode_t      socket_mode;
+	const char *data_dir;
+	const char *keys_file;
+	const char *pid_file;
+	int         workers;
+	size_t      map_size;
+	bool        relaxed;
+	int         shutdown_timeout_s;
+};
+
+struct listener {
+	int   fd;
+	char *unix_path;	/* socket file we created and remove at exit */
+};
+
+/* listener.c */
+int  listener_open(const struct config *cfg, struct listener *l, char *why,
+	size_t whylen);
+void listener_close(struct listener *l);
+
+/* worker.c: serve until SIGTERM; returns the process exit status. */
+int  worker_main(const struct config *cfg, int listen_fd);
+
+/* pool.c: run the master until SIGTERM/SIGINT; returns the exit status. */
+int  pool_run(const struct config *cfg, struct listener *l);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * http.h - the HTTP layer: requests as FastCGI hands them over, parameter
+ * parsing (query, JSON and form bodies), JSON responses, the error table,
+ * API keys and the route table. Nothing here touches LMDB directly: routes
+ * build store operations and render their results.
+ */
+#ifndef CASQ_HTTP_H
+#define CASQ_HTTP_H
+
+#include "common.h"
+
+/* Larger bodies get 413: a Marketo payload template is a few hundred
+ * bytes; 64 KiB leaves room for a 16 KiB payload JSON-escaped twice. */
+#define BODY_MAX	65536
+
+enum param_kind { PARAM_STRING, PARAM_NUMBER, PARAM_BOOL, PARAM_JSON };
+
+struct param {
+	char           *name;
+	char           *value;	/* decoded text; PARAM_JSON: compact JSON */
+	size_t          len;
+	enum param_kind kind;
+};
+
+struct request {
+	/* from the FastCGI environment */
+	const char *method;
+	const char *uri;		/* REQUEST_URI: raw path + query */
+	const char *content_type;
+	const char *authorization;
+	const char *api_key;		/* X-Api-Key */
+	char       *body;
+	size_t      body_len;
+	int64_t     now;
+	/* filled by routing and parsing */
+	char        path[512];
+	char        queue[65];		/* the {queue} path segment, if any */
+	struct param *params;
+	size_t      nparams;
+	const char *key_name;		/* which API key authenticated */
+};
+
+struct response {
+	int         status;
+	const char *reason;
+	const char *allow;		/* Allow header for 405 */
+	struct buf  body;		/* one line of compact JSON */
+};
+
+/* --- http_request.c --- */
+enum casq_err request_parse_params(struct request *req);
+const struct param *request_param(const struct request *req, const char *name);
+void request_free(struct request *req);
+/* Percent-decode s[0..n) ('+' is a space when plus_is_space). */
+bool url_decode(const char *s, size_t n, bool plus_is_space, struct buf *out);
+
+/* --- http_response.c: a tiny JSON writer with fixed key order --- */
+struct json {
+	struct buf *b;
+	int         depth;
+	bool        first[8];
+};
+void json_begin(struct json *j, struct buf *b);
+void json_obj_open(struct json *j, const char *key);	/* key NULL: a value */
+void json_obj_close(struct json *j);
+void json_arr_open(struct json *j, const char *key);
+void json_arr_close(struct json *j);
+void json_str(struct json *j, const char *key, const char *s);
+void json_strn(struct json *j, const char *key, const char *s, size_t n);
+void json_int(struct json *j, const char *key, long long v);
+void json_bool(struct json *j, const char *key, bool v);
+void json_raw(struct json *j, const char *key, const char *raw, size_t n);
+void json_time(struct json *j, const char *key, int64_t ms);
+
+void response_ok(struct response *res);
+void response_error(struct response *res, enum casq_err err);
+void response_free(struct response *res);
+/* HTTP status, reason phrase and JSON code of an error. */
+int         err_status(enum casq_err err);
+const char *err_reason(enum casq_err err);
+const char *err_code(enum casq_err err);
+
+/* --- auth.c: API keys, stored as SHA-256 hashes --- */
+struct keyring;
+struct keyring *keyring_load(const char *path, char *why, size_t whylen);
+void keyring_free(struct keyring *kr);
+/* Name of the matching key, or NULL; time does not depend on where (or
+ * whether) the key matches. */
+const char *keyring_match(const struct keyring *kr, const char *key);
+/* A new random key and its keys-file line. */
+void keyring_mint(const char *name, char key[static 80], char line[static 256]);
+enum casq_err request_authenticate(struct request *req, const struct keyring *kr);
+
+/* --- route.c --- */
+struct store;
+struct app {
+	struct store   *store;
+	struct keyring *keys;
+};
+void route_request(struct app *app, struct request *req, struct response *res);
+
+/* Handlers (route_queue.c, route_admin.c). */
+typedef void route_fn(struct app *app, struct request *req, struct response *res);
+route_fn route_enqueue, route_claim, route_ack, route_release, route_remove,
+	route_status, route_queue_stats, route_queue_list,
+	route_healthz, route_ping;
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * http_response.c - compact one-line JSON with keys in the order written
+ * (Marketo's "Response contains" matches literal text), and the table
+ * that gives every error its status, reason phrase and code.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+
+static const struct {
+	int         status;
+	const char *reason;	/* the status line's phrase: Marketo's "Error Type" */
+	const char *code;
+	const char *message;
+} err_table[E__COUNT] = {
+	[E_OK]                = { 200, "OK", "ok", "ok" },
+	[E_MISSING_KEY]       = { 400, "Missing Key", "missing_key", "parameter 'key' is required" },
+	[E_BAD_KEY]           = { 400, "Bad Key", "bad_key", "key must be 1-256 bytes of UTF-8 without NUL" },
+	[E_BAD_QUEUE]         = { 400, "Bad Queue Name", "bad_queue", "queue names are 1-64 of A-Z a-z 0-9 . _ -" },
+	[E_BAD_LEASE]         = { 400, "Bad Lease", "bad_lease", "lease must be seconds, more than 0 and at most 604800" },
+	[E_BAD_DELAY]         = { 400, "Bad Delay", "bad_delay", "delay must be seconds, from 0 to 31536000" },
+	[E_BAD_PAYLOAD]       = { 400, "Bad Payload", "bad_payload", "payload must be a JSON value nested at most 32 deep" },
+	[E_MISSING_TOKEN]     = { 400, "Missing Token", "missing_token", "parameter 'token' is required" },
+	[E_BAD_CLAIMANT]      = { 400, "Bad Claimant", "bad_claimant", "claimant must be at most 128 bytes of UTF-8 without NUL" },
+	[E_CONFLICTING_PARAM] = { 400, "Conflicting Parameter", "conflicting_parameter", "a parameter was given twice with different values" },
+	[E_MALFORMED_JSON]    = { 400, "Malformed JSON", "malformed_json", "the body is not a valid JSON object" },
+	[E_MALFORMED_FORM]    = { 400, "Malformed Form", "malformed_form", "the form or query string has a bad %-escape" },
+	[E_BAD_PARAM]         = { 400, "Bad Parameter", "bad_parameter", "a parameter has a value of the wrong form" },
+	[E_MISSING_API_KEY]   = { 401, "Missing API Key", "missing_api_key", "send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'" },
+	[E_INVALID_API_KEY]   = { 401, "Invalid API Key", "invalid_api_key", "the API key is not valid" },
+	[E_NO_ROUTE]          = { 404, "No Such Route", "no_such_route", "no such route; see docs/api.md" },
+	[E_NO_QUEUE]          = { 404, "No Such Queue", "no_such_queue", "no item was ever enqueued in this queue" },
+	[E_METHOD]            = { 405, "Method Not Allowed", "method_not_allowed", "use GET or POST" },
+	[E_BODY_TOO_LARGE]    = { 413, "Body Too Large", "body_too_large", "request body exceeds 64 KiB" },
+	[E_PAYLOAD_TOO_LARGE] = { 413, "Payload Too Large", "payload_too_large", "payload exceeds 16384 bytes" },
+	[E_UNSUPPORTED_BODY]  = { 415, "Unsupported Body", "unsupported_body", "send JSON or application/x-www-form-urlencoded" },
+	[E_INTERNAL]          = { 500, "Internal Error", "internal", "internal error; see the casqd log" },
+	[E_UNAVAILABLE]       = { 503, "Unavailable", "unavailable", "the database cannot be read; see the casqd log" },
+	[E_STORAGE_FULL]      = { 507, "Storage Full", "storage_full", "the database is full; nothing stored was changed" },
+};
+
+int         err_status(enum casq_err err) { return err_table[err].status; }
+const char *err_reason(enum casq_err err) { return err_table[err].reason; }
+const char *err_code(enum casq_err err)   { return err_table[err].code; }
+
+/* --- JSON writer --- */
+
+void
+json_begin(struct json *j, struct buf *b)
+{
+	j->b = b;
+	j->depth = 0;
+	j->first[0] = true;
+}
+
+static void
+json_escape(struct buf *b, const char *s, size_t n)
+{
+	buf_reserve(b, n + 2);
+	buf_append(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			char esc[2] = { '\\', (char)c };
+			buf_append(b, esc, 2);
+		} else if (c < 0x20) {
+			buf_printf(b, "\\u%04x", c);
+		} else {
+			buf_append(b, &s[i], 1);
+		}
+	}
+	buf_append(b, "\"", 1);
+}
+
+/* Comma and "key": before a member or element. */
+static void
+json_prefix(struct json *j, const char *key)
+{
+	if (!j->first[j->depth])
+		buf_append(j->b, ",", 1);
+	j->first[j->depth] = false;
+	if (key != NULL) {
+		json_escape(j->b, key, strlen(key));
+		buf_append(j->b, ":", 1);
+	}
+}
+
+static void
+json_open(struct json *j, const char *key, const char *bracket)
+{
+	if (j->depth > 0 || !j->first[0] || key != NULL)
+		json_prefix(j, key);
+	buf_puts(j->b, bracket);
+	if (++j->depth >= (int)(sizeof j->first / sizeof j->first[0]))
+		fatal("JSON nesting too deep");
+	j->first[j->depth] = true;
+}
+
+void json_obj_open(struct json *j, const char *key) { json_open(j, key, "{"); }
+void json_arr_open(struct json *j, const char *key) { json_open(j, key, "["); }
+void json_obj_close(struct json *j) { j->depth--; buf_puts(j->b, "}"); }
+void json_arr_close(struct json *j) { j->depth--; buf_puts(j->b, "]"); }
+
+void
+json_strn(struct json *j, const char *key, const char *s, size_t n)
+{
+	json_prefix(j, key);
+	json_escape(j->b, s, n);
+}
+
+void
+json_str(struct json *j, const char *key, const char *s)
+{
+	json_strn(j, key, s, strlen(s));
+}
+
+void
+json_int(struct json *j, const char *key, long long v)
+{
+	json_prefix(j, key);
+	buf_printf(j->b, "%lld", v);
+}
+
+void
+json_bool(struct json *j, const char *key, bool v)
+{
+	json_prefix(j, key);
+	buf_puts(j->b, v ? "true" : "false");
+}
+
+void
+json_raw(struct json *j, const char *key, const char *raw, size_t n)
+{
+	json_prefix(j, key);
+	buf_append(j->b, raw, n);
+}
+
+void
+json_time(struct json *j, const char *key, int64_t ms)
+{
+	char stamp[32];
+
+	iso8601(ms, stamp);
+	json_str(j, key, stamp);
+}
+
+/* --- responses --- */
+
+void
+response_ok(struct response *res)
+{
+	res->status = 200;
+	res->reason = "OK";
+}
+
+void
+response_error(struct response *res, enum casq_err err)
+{
+	struct json j;
+
+	res->status = err_table[err].status;
+	res->reason = err_table[err].reason;
+	res->body.len = 0;
+	json_begin(&j, &res->body);
+	json_obj_open(&j, NULL);
+	json_str(&j, "error", err_table[err].code);
+	json_str(&j, "message", err_table[err].message);
+	json_obj_close(&j);
+	if (err == E_METHOD)
+		res->allow = "GET, POST";
+}
+
+void
+response_free(struct response *res)
+{
+	buf_free(&res->body);
+}

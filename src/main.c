@@ -1,0 +1,238 @@
+/*
+ * main.c - casqd's command line and start-up: every check that can fail
+ * (flags, data directory, keys file, socket) runs here, before any worker
+ * exists, and fails with one line on stderr and exit status 2.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "store.h"
+
+#define EXIT_USAGE	2
+#define WORKERS_MAX	256
+#define MAP_SIZE_MIN	(256UL << 10)	/* below this LMDB cannot hold the schema */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: casqd [options]\n"
+	    "       casqd --mint-key NAME\n"
+	    "\n"
+	    "  -l, --listen ADDR       unix:/path/casqd.sock or 127.0.0.1:9000\n"
+	    "                          (default: the listening socket on fd 0)\n"
+	    "  -m, --socket-mode MODE  permissions of a unix socket (default 0660)\n"
+	    "  -d, --data DIR          LMDB environment directory (default /var/lib/casq)\n"
+	    "  -k, --keys FILE         API keys file, name:sha256 per line (required)\n"
+	    "  -w, --workers N         worker processes (default 4)\n"
+	    "  -s, --map-size SIZE     database size limit, e.g. 512M, 4G (default 1G)\n"
+	    "  -D, --durability MODE   full (default) or relaxed; see docs/storage.md\n"
+	    "  -L, --log-level LEVEL   debug, info, warn or error (default info)\n"
+	    "  -p, --pid-file FILE     write the master's pid here\n"
+	    "      --mint-key NAME     print a new API key and its keys-file line\n"
+	    "  -h, --help              this help\n"
+	    "  -V, --version           print the version\n");
+}
+
+static _Noreturn void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("casqd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_USAGE);
+}
+
+static size_t
+parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		die("bad size: %s", s);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	}
+	if (*end != '\0')
+		die("bad size: %s", s);
+	if (v < MAP_SIZE_MIN)
+		die("map size %s is below the minimum of 256K", s);
+	return (size_t)v;
+}
+
+static int
+parse_int(const char *s, int min, int max, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		die("bad %s: %s (%d-%d)", what, s, min, max);
+	return (int)v;
+}
+
+static void
+mint_key(const char *name)
+{
+	char key[80], line[256];
+
+	if (*name == '\0' || strlen(name) > 64 || strpbrk(name, ":# \t\n"))
+		die("key name must be 1-64 characters without ':', '#' or spaces");
+	keyring_mint(name, key, line);
+	printf("%s\n%s\n", key, line);
+	exit(0);
+}
+
+static void
+parse_args(int argc, char **argv, struct config *cfg)
+{
+	enum { OPT_MINT = 256 };
+	static const struct option opts[] = {
+		{ "listen",      required_argument, NULL, 'l' },
+		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "data",        required_argument, NULL, 'd' },
+		{ "keys",        required_argument, NULL, 'k' },
+		{ "workers",     required_argument, NULL, 'w' },
+		{ "map-size",    required_argument, NULL, 's' },
+		{ "durability",  required_argument, NULL, 'D' },
+		{ "log-level",   required_argument, NULL, 'L' },
+		{ "pid-file",    required_argument, NULL, 'p' },
+		{ "mint-key",    required_argument, NULL, OPT_MINT },
+		{ "help",        no_argument,       NULL, 'h' },
+		{ "version",     no_argument,       NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	char *end;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:s:D:L:p:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': cfg->listen = optarg; break;
+		case 'm':
+			cfg->socket_mode = (mode_t)strtoul(optarg, &end, 8);
+			if (*optarg == '\0' || *end || cfg->socket_mode > 0777)
+				die("bad socket mode: %s (octal, e.g. 0660)", optarg);
+			break;
+		case 'd': cfg->data_dir = optarg; break;
+		case 'k': cfg->keys_file = optarg; break;
+		case 'w': cfg->workers = parse_int(optarg, 1, WORKERS_MAX, "worker count"); break;
+		case 's': cfg->map_size = parse_size(optarg); break;
+		case 'D':
+			if (strcmp(optarg, "full") != 0 && strcmp(optarg, "relaxed") != 0)
+				die("bad durability: %s (full or relaxed)", optarg);
+			cfg->relaxed = strcmp(optarg, "relaxed") == 0;
+			break;
+		case 'L':
+			if (!log_parse_level(optarg, &log_threshold))
+				die("bad log level: %s (debug, info, warn, error)", optarg);
+			break;
+		case 'p': cfg->pid_file = optarg; break;
+		case OPT_MINT: mint_key(optarg); break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("casqd %s\n", PACKAGE_VERSION); exit(0);
+		case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
+		default:  die("unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument: %s (see --help)", argv[optind]);
+	if (cfg->keys_file == NULL)
+		die("--keys FILE is required (mint a key with casqd --mint-key NAME)");
+}
+
+/* One casqd per data directory: two masters would each believe they own
+ * the socket and the workers. The lock lives as long as the master (and
+ * is inherited, harmlessly, by the workers). */
+static void
+lock_data_dir(const char *dir)
+{
+	char path[4096], pid[32] = "";
+	int fd;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		die("cannot create data directory %s: %s", dir, strerror(errno));
+	snprintf(path, sizeof path, "%s/casqd.lock", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		die("cannot use data directory %s: %s", dir, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		die("another casqd (pid %s) is using %s", *pid ? pid : "?", dir);
+	}
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0)
+		die("cannot write %s: %s", path, strerror(errno));
+}
+
+static void
+write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		die("cannot write pid file %s: %s", path, strerror(errno));
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg = {
+		.socket_mode = 0660,
+		.data_dir = "/var/lib/casq",
+		.workers = 4,
+		.map_size = 1UL << 30,
+		.shutdown_timeout_s = 10,
+	};
+	struct store_config sc;
+	struct listener l;
+	struct store *st;
+	struct keyring *kr;
+	char why[512];
+	int rc;
+
+	parse_args(argc, argv, &cfg);
+	lock_data_dir(cfg.data_dir);
+	/* Create and check the database here, then close it: workers open
+	 * their own environment after the fork. */
+	sc = (struct store_config){ cfg.data_dir, cfg.map_size, cfg.relaxed };
+	if (store_open(&sc, &st, why, sizeof why) != 0)
+		die("%s", why);
+	store_close(st);
+	if ((kr = keyring_load(cfg.keys_file, why, sizeof why)) == NULL)
+		die("%s", why);
+	keyring_free(kr);
+	if (listener_open(&cfg, &l, why, sizeof why) != 0)
+		die("%s", why);
+	if (cfg.pid_file)
+		write_pid_file(cfg.pid_file);
+	rc = pool_run(&cfg, &l);
+	listener_close(&l);
+	if (cfg.pid_file)
+		unlink(cfg.pid_file);
+	return rc;
+}

@@ -1,0 +1,237 @@
+/*
+ * store.c - the LMDB environment: open, schema check, transactions, the
+ * mapping of LMDB errors to casq errors, and the expiry sweep.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+/* Named databases; more than we use so later schemas need no flag change. */
+#define STORE_MAX_DBS		16
+/* Reader slots: workers x threads plus headroom for mdb_stat/mdb_dump. */
+#define STORE_MAX_READERS	1024
+
+static const struct {
+	const char *name;
+	size_t      offset;
+} store_dbs[] = {
+	{ "meta",    offsetof(struct store, meta) },
+	{ "queues",  offsetof(struct store, queues) },
+	{ "items",   offsetof(struct store, items) },
+	{ "ready",   offsetof(struct store, ready) },
+	{ "leases",  offsetof(struct store, leases) },
+	{ "claimed", offsetof(struct store, claimed) },
+	{ "expiry",  offsetof(struct store, expiry) },
+};
+
+/* Create the named databases if missing and check the schema record. */
+static int
+store_init_dbs(struct store *st, char *why, size_t whylen)
+{
+	static const char vkey[] = "schema_version";
+	char want[16];
+	MDB_txn *txn;
+	MDB_val k = { sizeof vkey - 1, (void *)vkey }, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof store_dbs / sizeof store_dbs[0]; i++) {
+		MDB_dbi *dbi = (MDB_dbi *)((char *)st + store_dbs[i].offset);
+		if ((rc = mdb_dbi_open(txn, store_dbs[i].name, MDB_CREATE, dbi)) != 0)
+			goto fail_txn;
+	}
+	snprintf(want, sizeof want, "%d", STORE_SCHEMA_VERSION);
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		v.mv_data = want;
+		v.mv_size = strlen(want);
+		if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+			goto fail_txn;
+	} else if (rc != 0) {
+		goto fail_txn;
+	} else if (v.mv_size != strlen(want) || memcmp(v.mv_data, want, v.mv_size) != 0) {
+		snprintf(why, whylen, "database schema version %.*s, this casqd needs %s",
+		    (int)v.mv_size, (char *)v.mv_data, want);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	return 0;
+fail_txn:
+	mdb_txn_abort(txn);
+fail:
+	snprintf(why, whylen, "cannot initialise database: %s", mdb_strerror(rc));
+	return -1;
+}
+
+int
+store_open(const struct store_config *cfg, struct store **out, char *why,
+    size_t whylen)
+{
+	struct store *st = xcalloc(1, sizeof *st);
+	unsigned flags = MDB_NOTLS;	/* read txns may hop threads (group commit) */
+	int rc;
+
+	if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create data directory %s: %s",
+		    cfg->dir, strerror(errno));
+		goto fail;
+	}
+	if (cfg->relaxed)
+		flags |= MDB_NOMETASYNC;
+	if ((rc = mdb_env_create(&st->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env, cfg->map_size)) != 0 ||
+	    (rc = mdb_env_open(st->env, cfg->dir, flags, 0600)) != 0) {
+		snprintf(why, whylen, "cannot open database in %s: %s",
+		    cfg->dir, mdb_strerror(rc));
+		goto fail;
+	}
+	if (store_init_dbs(st, why, whylen) != 0)
+		goto fail;
+	store_reader_check(st);
+	*out = st;
+	return 0;
+fail:
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st);
+	return -1;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	mdb_env_close(st->env);
+	free(st);
+}
+
+int
+store_reader_check(struct store *st)
+{
+	int dead = 0;
+
+	mdb_reader_check(st->env, &dead);
+	if (dead > 0)
+		log_info("cleared %d stale reader slot(s)", dead);
+	return dead;
+}
+
+int
+store_sync(struct store *st)
+{
+	return mdb_env_sync(st->env, 1);
+}
+
+enum casq_err
+store_map_error(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return E_OK;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT:
+		log_warn("%s: storage full (%s)", what, mdb_strerror(rc));
+		return E_STORAGE_FULL;
+	default:
+		log_error("%s: %s", what, mdb_strerror(rc));
+		return E_INTERNAL;
+	}
+}
+
+enum casq_err
+store_begin(struct store *st, bool write, MDB_txn **txn)
+{
+	unsigned flags = write ? 0 : MDB_RDONLY;
+	int rc;
+
+	rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	if (rc == MDB_READERS_FULL && store_reader_check(st) > 0)
+		rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size and retry. */
+		mdb_env_set_mapsize(st->env, 0);
+		rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	}
+	return store_map_error(rc, "begin transaction");
+}
+
+enum casq_err
+store_commit(MDB_txn *txn)
+{
+	return store_map_error(mdb_txn_commit(txn), "commit");
+}
+
+/* Expiry keys start with the due time as 16 hex digits so that the first
+ * key is always the next thing to expire. */
+static int64_t
+expiry_due(const MDB_val *k)
+{
+	char hex[17];
+
+	if (k->mv_size < 17)
+		return INT64_MAX;
+	memcpy(hex, k->mv_data, 16);
+	hex[16] = '\0';
+	return (int64_t)strtoull(hex, NULL, 16);
+}
+
+/* Drop a claim record whose retention ended, unless a newer claim of the
+ * same key replaced it (then its own expiry entry comes later). */
+static int
+sweep_claim_record(struct store *st, MDB_txn *txn, int64_t due, MDB_val *ref)
+{
+	MDB_val v;
+	int64_t claimed_at;
+	int rc;
+
+	rc = mdb_get(txn, st->claimed, ref, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0 || v.mv_size < sizeof claimed_at)
+		return rc ? rc : MDB_CORRUPTED;
+	memcpy(&claimed_at, v.mv_data, sizeof claimed_at);
+	if (claimed_at + CLAIM_RECORD_TTL_MS != due)
+		return 0;
+	return mdb_del(txn, st->claimed, ref, NULL);
+}
+
+enum casq_err
+store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, n = 0;
+
+	if ((rc = mdb_cursor_open(txn, st->expiry, &cur)) != 0)
+		return store_map_error(rc, "sweep");
+	while (n < limit && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+		int64_t due = expiry_due(&k);
+		const char *kind = (const char *)k.mv_data + 17;
+		MDB_val ref = { k.mv_size - 19, (char *)k.mv_data + 19 };
+
+		if (due > now)
+			break;
+		if (k.mv_size > 19 && kind[0] == 'c' && kind[1] == '/')
+			rc = sweep_claim_record(st, txn, due, &ref);
+		if (rc == 0)
+			rc = mdb_cursor_del(cur, 0);
+		if (rc != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (n > 0)
+		log_debug("swept %d expired entr%s", n, n == 1 ? "y" : "ies");
+	return rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "sweep");
+}

@@ -1,0 +1,119 @@
+/*
+ * store.h - the storage layer: one LMDB environment, named databases, and
+ * operations as plain structs applied to a transaction the caller owns.
+ * Nothing here knows about HTTP; docs/storage.md describes every layout.
+ */
+#ifndef CASQ_STORE_H
+#define CASQ_STORE_H
+
+#include <lmdb.h>
+
+#include "common.h"
+
+#define STORE_SCHEMA_VERSION	1
+#define QUEUE_NAME_MAX		64
+#define ITEM_KEY_MAX		256
+#define CLAIMANT_MAX		128
+#define PAYLOAD_MAX		16384	/* fits a Marketo lead record with room */
+#define TOKEN_HEX_LEN		32	/* 128 random bits, hex */
+/* How long "who claimed it" is remembered after an item is consumed, so
+ * late losers and status learn the owner: one day covers Marketo's
+ * hourly batch runs with a wide margin. */
+#define CLAIM_RECORD_TTL_MS	(24LL * 3600 * 1000)
+/* Expired entries handled per write transaction: small enough that no
+ * request waits long, large enough to outpace any realistic expiry rate. */
+#define SWEEP_BATCH		16
+
+/* The environment and every named database, opened once per process. */
+struct store {
+	MDB_env *env;
+	MDB_dbi  meta;		/* "schema_version" -> "1" */
+	MDB_dbi  queues;	/* queue -> struct queue_stats */
+	MDB_dbi  items;		/* queue/key -> item record */
+	MDB_dbi  ready;		/* queue/<ready_at hex>/<seq hex> -> key */
+	MDB_dbi  leases;	/* queue/<expires hex>/<seq hex> -> key */
+	MDB_dbi  claimed;	/* queue/key -> claim record */
+	MDB_dbi  expiry;	/* <when hex>/<kind>/<ref> -> "" */
+};
+
+struct store_config {
+	const char *dir;
+	size_t      map_size;
+	bool        relaxed;	/* MDB_NOMETASYNC: may lose the last commits on power loss */
+};
+
+/* Open (creating if needed) the environment and every database; check the
+ * schema version. Returns 0 and sets *out, or -1 with a one-line reason. */
+int  store_open(const struct store_config *cfg, struct store **out,
+	char *why, size_t whylen);
+void store_close(struct store *st);
+/* Clear reader slots left by dead processes; returns how many. */
+int  store_reader_check(struct store *st);
+/* Flush to disk what relaxed mode has not yet synced. */
+int  store_sync(struct store *st);
+
+enum casq_err store_begin(struct store *st, bool write, MDB_txn **txn);
+enum casq_err store_commit(MDB_txn *txn);
+enum casq_err store_map_error(int rc, const char *what);
+/* Handle up to limit expired entries (claim records for now). */
+enum casq_err store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit);
+
+/* --- queues (store_queue.c) --- */
+enum item_state { ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED = 3 };
+const char *item_state_name(enum item_state s);
+
+enum queue_op_kind {
+	QOP_ENQUEUE, QOP_CLAIM, QOP_ACK, QOP_RELEASE, QOP_REMOVE,
+	QOP_STATUS, QOP_STATS
+};
+
+struct queue_stats {		/* on disk in "queues", host byte order */
+	uint64_t ready, leased, next_seq;
+	uint64_t enqueued, claimed, acked, released, removed, expired;
+	int64_t  created_at;
+};
+
+struct queue_result {
+	bool            ok;		/* enqueued / claimed / acked / released / removed / queued */
+	const char     *reason;		/* static, when !ok */
+	enum item_state state;
+	char            key[ITEM_KEY_MAX + 1];	/* the item's key (a pop learns it) */
+	char            owner[CLAIMANT_MAX + 1];
+	bool            has_owner;
+	char            token[TOKEN_HEX_LEN + 1];
+	uint32_t        attempts;
+	int64_t         enqueued_at, ready_at, lease_expires_at, claimed_at;
+	struct buf      payload;	/* JSON text; len 0 = none */
+	struct queue_stats stats;
+	int64_t         oldest_ready_at;	/* 0 = nothing ready */
+};
+
+struct queue_op {
+	enum queue_op_kind kind;
+	int64_t     now;
+	const char *queue;
+	const char *key;	/* NULL: claim the next ready item */
+	const char *payload;	/* compact JSON text or NULL */
+	size_t      payload_len;
+	const char *claimant;	/* "" when not given */
+	const char *token;
+	int64_t     delay_ms, lease_ms;	/* lease_ms 0: consume on claim */
+	struct queue_result res;
+};
+
+bool queue_op_writes(const struct queue_op *op);
+enum casq_err queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op);
+void queue_result_free(struct queue_result *res);
+
+/* Call fn for each queue in name order, starting after `after` (or from
+ * the first when NULL), at most limit times. */
+typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
+	const struct queue_stats *stats);
+enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *after,
+	size_t limit, queue_visit_fn fn, void *ctx);
+
+/* Run one operation in its own transaction, committed durably before
+ * returning. Later issues batch several ops per commit via queue_apply. */
+enum casq_err store_run_queue_op(struct store *st, struct queue_op *op);
+
+#endif

@@ -1,0 +1,784 @@
+/*
+ * store_queue.c - claimable queues.
+ *
+ * An item lives in "items" under queue/key while it is ready or leased.
+ * A ready item also has an entry in "ready" ordered by (ready_at, seq), so
+ * the next item to pop is the first key with the queue's prefix; a leased
+ * item has an entry in "leases" ordered by expiry, so expired leases are
+ * found without a scan. Per-queue counters live in "queues". When an item
+ * is consumed, "claimed" remembers who took it for CLAIM_RECORD_TTL_MS.
+ * Every request is O(log n) in the number of items.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+/* Expired leases turned back into ready items per claim: bounded so a
+ * claim never does unbounded work; leftovers go on the next claim. */
+#define LEASE_EXPIRY_BATCH	64
+/* "queue/" + 16 hex + "/" + 16 hex */
+#define INDEX_KEY_MAX		(QUEUE_NAME_MAX + 1 + 16 + 1 + 16)
+
+/* The item record as stored: this header, then the claimant, then the
+ * payload JSON. Host byte order; the schema version guards the layout. */
+struct item_hdr {
+	uint8_t  state;
+	uint8_t  pad;
+	uint16_t claimant_len;
+	uint32_t attempts;
+	uint64_t seq;
+	int64_t  enqueued_at, ready_at, lease_until;
+	uint32_t payload_len;
+	char     token[TOKEN_HEX_LEN];
+};
+
+struct item {
+	struct item_hdr h;
+	const char     *claimant;	/* points into the LMDB value */
+	const char     *payload;
+};
+
+/* A claim record: when, then the owner's name. */
+struct claim_hdr {
+	int64_t  claimed_at;
+	uint16_t owner_len;
+};
+
+/* Fixed key buffers: queue names are at most 64 bytes and keys 256, so
+ * "queue/key" always fits LMDB's 511-byte key limit. */
+struct item_key {
+	char   data[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
+	MDB_val val;
+};
+
+const char *
+item_state_name(enum item_state s)
+{
+	static const char *const names[] = { "absent", "ready", "leased", "claimed" };
+
+	return names[s];
+}
+
+bool
+queue_op_writes(const struct queue_op *op)
+{
+	return op->kind != QOP_STATUS && op->kind != QOP_STATS;
+}
+
+void
+queue_result_free(struct queue_result *res)
+{
+	buf_free(&res->payload);
+}
+
+static void
+item_key_make(struct item_key *ik, const char *queue, const char *key)
+{
+	int n = snprintf(ik->data, sizeof ik->data, "%s/%s", queue, key);
+
+	if (n < 0 || (size_t)n >= sizeof ik->data)
+		fatal("item key too long (validated by caller)");
+	ik->val.mv_data = ik->data;
+	ik->val.mv_size = (size_t)n;
+}
+
+/* "queue/<when>/<seq>" for the ready and leases indexes. */
+static size_t
+index_key_make(char out[static INDEX_KEY_MAX + 1], const char *queue,
+    int64_t when, uint64_t seq)
+{
+	return (size_t)snprintf(out, INDEX_KEY_MAX + 1, "%s/%016llx/%016llx",
+	    queue, (unsigned long long)when, (unsigned long long)seq);
+}
+
+static int64_t
+index_key_when(const MDB_val *k, size_t queue_len)
+{
+	char hex[17];
+
+	memcpy(hex, (char *)k->mv_data + queue_len + 1, 16);
+	hex[16] = '\0';
+	return (int64_t)strtoull(hex, NULL, 16);
+}
+
+static int
+index_put(MDB_txn *txn, MDB_dbi dbi, const char *queue, int64_t when,
+    uint64_t seq, const char *key)
+{
+	char kb[INDEX_KEY_MAX + 1];
+	MDB_val k = { index_key_make(kb, queue, when, seq), kb };
+	MDB_val v = { strlen(key), (void *)key };
+
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+static int
+index_del(MDB_txn *txn, MDB_dbi dbi, const char *queue, int64_t when,
+    uint64_t seq)
+{
+	char kb[INDEX_KEY_MAX + 1];
+	MDB_val k = { index_key_make(kb, queue, when, seq), kb };
+
+	return mdb_del(txn, dbi, &k, NULL);
+}
+
+/* --- records --- */
+
+static int
+item_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
+    struct item *it)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, st->items, (MDB_val *)&ik->val, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size < sizeof it->h)
+		return MDB_CORRUPTED;
+	memcpy(&it->h, v.mv_data, sizeof it->h);
+	if (v.mv_size != sizeof it->h + it->h.claimant_len + it->h.payload_len)
+		return MDB_CORRUPTED;
+	it->claimant = (const char *)v.mv_data + sizeof it->h;
+	it->payload = it->claimant + it->h.claimant_len;
+	return 0;
+}
+
+/* Write the item with a new header; claimant and payload given apart
+ * because they may point into the very value being replaced. */
+static int
+item_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
+    struct item_hdr *h, const char *claimant, const char *payload)
+{
+	size_t n = sizeof *h + h->claimant_len + h->payload_len;
+	MDB_val v = { n, NULL };
+	char *tmp = xmalloc(n);
+	int rc;
+
+	memcpy(tmp, h, sizeof *h);
+	memcpy(tmp + sizeof *h, claimant, h->claimant_len);
+	memcpy(tmp + sizeof *h + h->claimant_len, payload, h->payload_len);
+	v.mv_data = tmp;
+	rc = mdb_put(txn, st->items, (MDB_val *)&ik->val, &v, 0);
+	free(tmp);
+	return rc;
+}
+
+static int
+stats_get(struct store *st, MDB_txn *txn, const char *queue,
+    struct queue_stats *qs)
+{
+	MDB_val k = { strlen(queue), (void *)queue }, v;
+	int rc = mdb_get(txn, st->queues, &k, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof *qs)
+		return MDB_CORRUPTED;
+	memcpy(qs, v.mv_data, sizeof *qs);
+	return 0;
+}
+
+static int
+stats_put(struct store *st, MDB_txn *txn, const char *queue,
+    const struct queue_stats *qs)
+{
+	MDB_val k = { strlen(queue), (void *)queue };
+	MDB_val v = { sizeof *qs, (void *)qs };
+
+	return mdb_put(txn, st->queues, &k, &v, 0);
+}
+
+static int
+claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
+    int64_t now, const char *owner, size_t owner_len)
+{
+	struct claim_hdr h = { .claimed_at = now, .owner_len = (uint16_t)owner_len };
+	char rec[sizeof h + CLAIMANT_MAX];
+	char ek[17 + 2 + sizeof ik->data];
+	MDB_val v = { sizeof h + owner_len, rec }, k, empty = { 0, "" };
+	int rc;
+
+	memcpy(rec, &h, sizeof h);
+	memcpy(rec + sizeof h, owner, owner_len);
+	if ((rc = mdb_put(txn, st->claimed, (MDB_val *)&ik->val, &v, 0)) != 0)
+		return rc;
+	k.mv_size = (size_t)snprintf(ek, sizeof ek, "%016llx/c/%.*s",
+	    (unsigned long long)(now + CLAIM_RECORD_TTL_MS),
+	    (int)ik->val.mv_size, ik->data);
+	k.mv_data = ek;
+	return mdb_put(txn, st->expiry, &k, &empty, 0);
+}
+
+/* Fill owner and claimed_at from the claim record, if one exists. */
+static int
+claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
+    struct queue_result *res)
+{
+	struct claim_hdr h;
+	MDB_val v;
+	int rc = mdb_get(txn, st->claimed, (MDB_val *)&ik->val, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size < sizeof h)
+		return MDB_CORRUPTED;
+	memcpy(&h, v.mv_data, sizeof h);
+	if (v.mv_size != sizeof h + h.owner_len || h.owner_len > CLAIMANT_MAX)
+		return MDB_CORRUPTED;
+	memcpy(res->owner, (char *)v.mv_data + sizeof h, h.owner_len);
+	res->owner[h.owner_len] = '\0';
+	res->has_owner = true;
+	res->claimed_at = h.claimed_at;
+	return 0;
+}
+
+/* --- state changes --- */
+
+static void
+result_from_item(struct queue_result *res, const struct item *it)
+{
+	res->state = (enum item_state)it->h.state;
+	res->attempts = it->h.attempts;
+	res->enqueued_at = it->h.enqueued_at;
+	res->ready_at = it->h.ready_at;
+	if (it->h.state == ITEM_LEASED) {
+		res->lease_expires_at = it->h.lease_until;
+		memcpy(res->owner, it->claimant, it->h.claimant_len);
+		res->owner[it->h.claimant_len] = '\0';
+		res->has_owner = true;
+	}
+}
+
+/* A lease ran out: the item is ready again from the moment it expired. */
+static int
+lease_expire(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	const char *key = ik->data + strlen(queue) + 1;
+	struct item_hdr h = it->h;
+	int rc;
+
+	if ((rc = index_del(txn, st->leases, queue, h.lease_until, h.seq)) != 0)
+		return rc;
+	h.state = ITEM_READY;
+	h.ready_at = h.lease_until;
+	h.lease_until = 0;
+	h.claimant_len = 0;
+	memset(h.token, 0, sizeof h.token);
+	if ((rc = index_put(txn, st->ready, queue, h.ready_at, h.seq, key)) != 0 ||
+	    (rc = item_put(st, txn, ik, &h, "", it->payload)) != 0 ||
+	    (rc = item_get(st, txn, ik, it)) != 0)
+		return rc;
+	qs->leased--;
+	qs->ready++;
+	qs->expired++;
+	return 0;
+}
+
+/* Load an item, turning an expired lease back into a ready item first so
+ * that every operation sees the state a caller would expect now. */
+static int
+item_load(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs,
+    int64_t now)
+{
+	int rc = item_get(st, txn, ik, it);
+
+	if (rc == 0 && it->h.state == ITEM_LEASED && it->h.lease_until <= now)
+		rc = lease_expire(st, txn, queue, ik, it, qs);
+	return rc;
+}
+
+/* Turn up to `limit` of the queue's expired leases back into ready items.
+ * Queue names never contain '/', so "queue/" sorts right before all of
+ * this queue's index entries. */
+static int
+leases_expire_due(struct store *st, MDB_txn *txn, const char *queue,
+    struct queue_stats *qs, int64_t now, int limit)
+{
+	size_t qlen = strlen(queue);
+	char prefix[QUEUE_NAME_MAX + 2];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = 0;
+
+	if (qs->leased == 0)
+		return 0;
+	snprintf(prefix, sizeof prefix, "%s/", queue);
+	if ((rc = mdb_cursor_open(txn, st->leases, &cur)) != 0)
+		return rc;
+	while (limit-- > 0) {
+		struct item_key ik;
+		struct item it;
+		char key[ITEM_KEY_MAX + 1];
+
+		k.mv_size = qlen + 1;
+		k.mv_data = prefix;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 || k.mv_size < qlen + 1 + 33 ||
+		    memcmp(k.mv_data, prefix, qlen + 1) != 0 ||
+		    index_key_when(&k, qlen) > now)
+			break;
+		if (v.mv_size > ITEM_KEY_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(key, v.mv_data, v.mv_size);
+		key[v.mv_size] = '\0';
+		item_key_make(&ik, queue, key);
+		if ((rc = item_get(st, txn, &ik, &it)) != 0 ||
+		    (rc = lease_expire(st, txn, queue, &ik, &it, qs)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The first entry of the queue's ready index: the next item to pop. */
+static int
+ready_first(struct store *st, MDB_txn *txn, const char *queue,
+    int64_t *ready_at, char key[static ITEM_KEY_MAX + 1])
+{
+	size_t qlen = strlen(queue);
+	char prefix[QUEUE_NAME_MAX + 2];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	snprintf(prefix, sizeof prefix, "%s/", queue);
+	k.mv_size = qlen + 1;
+	k.mv_data = prefix;
+	if ((rc = mdb_cursor_open(txn, st->ready, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && (k.mv_size < qlen + 1 + 33 ||
+	    memcmp(k.mv_data, prefix, qlen + 1) != 0))
+		rc = MDB_NOTFOUND;
+	if (rc == 0 && v.mv_size > ITEM_KEY_MAX)
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		*ready_at = index_key_when(&k, qlen);
+		memcpy(key, v.mv_data, v.mv_size);
+		key[v.mv_size] = '\0';
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- operations --- */
+
+static int
+op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct queue_result *res = &op->res;
+	struct item_key ik;
+	struct item it;
+	struct item_hdr h = { 0 };
+	int rc;
+
+	item_key_make(&ik, op->queue, op->key);
+	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
+	if (rc == 0) {			/* queued already: at most once at a time */
+		res->ok = false;
+		result_from_item(res, &it);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	h.state = ITEM_READY;
+	h.seq = qs->next_seq++;
+	h.enqueued_at = op->now;
+	h.ready_at = op->now + op->delay_ms;
+	h.payload_len = (uint32_t)op->payload_len;
+	if ((rc = item_put(st, txn, &ik, &h, "", op->payload ? op->payload : "")) != 0 ||
+	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0)
+		return rc;
+	/* Queued again: the old "who claimed it" no longer describes it. */
+	rc = mdb_del(txn, st->claimed, &ik.val, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	qs->ready++;
+	qs->enqueued++;
+	res->ok = true;
+	res->state = ITEM_READY;
+	res->enqueued_at = h.enqueued_at;
+	res->ready_at = h.ready_at;
+	return 0;
+}
+
+/* Why a claim by key cannot win: leased by someone, consumed, delayed. */
+static int
+claim_refusal(struct store *st, MDB_txn *txn, const struct item_key *ik,
+    int rc, const struct item *it, struct queue_op *op)
+{
+	struct queue_result *res = &op->res;
+
+	res->ok = false;
+	if (rc == MDB_NOTFOUND) {
+		rc = claim_record_get(st, txn, ik, res);
+		if (rc == MDB_NOTFOUND) {
+			res->reason = "not_queued";
+			return 0;
+		}
+		res->reason = "claimed";
+		res->state = ITEM_CLAIMED;
+		return rc;
+	}
+	result_from_item(res, it);
+	res->reason = it->h.state == ITEM_LEASED ? "claimed" : "not_ready";
+	return 0;
+}
+
+static int
+take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	struct queue_result *res = &op->res;
+	const char *key = ik->data + strlen(op->queue) + 1;
+	size_t clen = strlen(op->claimant);
+	struct item_hdr h = it->h;
+	unsigned char raw[TOKEN_HEX_LEN / 2];
+	int rc;
+
+	if ((rc = index_del(txn, st->ready, op->queue, h.ready_at, h.seq)) != 0)
+		return rc;
+	random_bytes(raw, sizeof raw);
+	hex_encode(raw, sizeof raw, res->token);
+	h.attempts++;
+	buf_append(&res->payload, it->payload, h.payload_len);
+	if (op->lease_ms > 0) {
+		h.state = ITEM_LEASED;
+		h.lease_until = op->now + op->lease_ms;
+		h.claimant_len = (uint16_t)clen;
+		memcpy(h.token, res->token, TOKEN_HEX_LEN);
+		if ((rc = index_put(txn, st->leases, op->queue, h.lease_until, h.seq, key)) != 0 ||
+		    (rc = item_put(st, txn, ik, &h, op->claimant, it->payload)) != 0)
+			return rc;
+		qs->leased++;
+		res->lease_expires_at = h.lease_until;
+		res->state = ITEM_LEASED;
+	} else {
+		if ((rc = mdb_del(txn, st->items, (MDB_val *)&ik->val, NULL)) != 0 ||
+		    (rc = claim_record_put(st, txn, ik, op->now, op->claimant, clen)) != 0)
+			return rc;
+		res->state = ITEM_CLAIMED;
+		res->claimed_at = op->now;
+	}
+	qs->ready--;
+	qs->claimed++;
+	res->ok = true;
+	res->attempts = h.attempts;
+	res->enqueued_at = h.enqueued_at;
+	snprintf(res->owner, sizeof res->owner, "%s", op->claimant);
+	res->has_owner = true;
+	snprintf(res->key, sizeof res->key, "%s", key);
+	return 0;
+}
+
+static int
+op_claim(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct item_key ik;
+	struct item it;
+	char key[ITEM_KEY_MAX + 1];
+	int rc;
+
+	if ((rc = leases_expire_due(st, txn, op->queue, qs, op->now,
+	    LEASE_EXPIRY_BATCH)) != 0)
+		return rc;
+	if (op->key == NULL) {
+		int64_t ready_at;
+
+		rc = ready_first(st, txn, op->queue, &ready_at, key);
+		if (rc == MDB_NOTFOUND || (rc == 0 && ready_at > op->now)) {
+			op->res.ok = false;
+			op->res.reason = "empty";
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+	} else {
+		snprintf(key, sizeof key, "%s", op->key);
+	}
+	item_key_make(&ik, op->queue, key);
+	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (rc == MDB_NOTFOUND || it.h.state != ITEM_READY || it.h.ready_at > op->now)
+		return claim_refusal(st, txn, &ik, rc, &it, op);
+	return take_item(st, txn, op, &ik, &it, qs);
+}
+
+/* Shared check of ack and release: the caller must hold the live lease. */
+static int
+lease_check(struct store *st, MDB_txn *txn, struct queue_op *op,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	struct queue_result *res = &op->res;
+	bool was_leased;
+	int rc = item_get(st, txn, ik, it);
+
+	res->ok = false;
+	if (rc == MDB_NOTFOUND) {
+		res->reason = "not_leased";
+		return MDB_NOTFOUND;
+	}
+	if (rc != 0)
+		return rc;
+	was_leased = it->h.state == ITEM_LEASED;
+	if (was_leased && it->h.lease_until <= op->now) {
+		if ((rc = lease_expire(st, txn, op->queue, ik, it, qs)) != 0)
+			return rc;
+		res->reason = "lease_expired";
+		return MDB_NOTFOUND;
+	}
+	if (!was_leased) {
+		res->reason = "not_leased";
+		return MDB_NOTFOUND;
+	}
+	if (strlen(op->token) != TOKEN_HEX_LEN ||
+	    memcmp(op->token, it->h.token, TOKEN_HEX_LEN) != 0) {
+		res->reason = "token_mismatch";
+		return MDB_NOTFOUND;
+	}
+	return 0;
+}
+
+static int
+op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct item_key ik;
+	struct item it;
+	int rc;
+
+	item_key_make(&ik, op->queue, op->key);
+	rc = lease_check(st, txn, op, &ik, &it, qs);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
+	    (rc = claim_record_put(st, txn, &ik, op->now, it.claimant, it.h.claimant_len)) != 0 ||
+	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
+		return rc;
+	qs->leased--;
+	qs->acked++;
+	op->res.ok = true;
+	op->res.state = ITEM_CLAIMED;
+	return 0;
+}
+
+static int
+op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct item_key ik;
+	struct item it;
+	struct item_hdr h;
+	int rc;
+
+	item_key_make(&ik, op->queue, op->key);
+	rc = lease_check(st, txn, op, &ik, &it, qs);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	h = it.h;
+	h.state = ITEM_READY;
+	h.ready_at = op->now + op->delay_ms;
+	h.lease_until = 0;
+	h.claimant_len = 0;
+	memset(h.token, 0, sizeof h.token);
+	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, h.seq)) != 0 ||
+	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0 ||
+	    (rc = item_put(st, txn, &ik, &h, "", it.payload)) != 0)
+		return rc;
+	qs->leased--;
+	qs->ready++;
+	qs->released++;
+	op->res.ok = true;
+	op->res.state = ITEM_READY;
+	op->res.ready_at = h.ready_at;
+	op->res.attempts = h.attempts;
+	return 0;
+}
+
+static int
+op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct item_key ik;
+	struct item it;
+	int rc;
+
+	item_key_make(&ik, op->queue, op->key);
+	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
+	if (rc == MDB_NOTFOUND) {
+		op->res.ok = false;
+		op->res.reason = "not_queued";
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (it.h.state == ITEM_LEASED) {
+		rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq);
+		qs->leased--;
+	} else {
+		rc = index_del(txn, st->ready, op->queue, it.h.ready_at, it.h.seq);
+		qs->ready--;
+	}
+	if (rc != 0 || (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
+		return rc;
+	qs->removed++;
+	op->res.ok = true;
+	op->res.state = ITEM_ABSENT;
+	return 0;
+}
+
+/* Read-only: an expired lease is reported as ready, as it will be. */
+static int
+op_status(struct store *st, MDB_txn *txn, struct queue_op *op)
+{
+	struct queue_result *res = &op->res;
+	struct item_key ik;
+	struct item it;
+	int rc;
+
+	item_key_make(&ik, op->queue, op->key);
+	rc = item_get(st, txn, &ik, &it);
+	if (rc == 0) {
+		res->ok = true;
+		if (it.h.state == ITEM_LEASED && it.h.lease_until <= op->now) {
+			it.h.state = ITEM_READY;
+			it.h.ready_at = it.h.lease_until;
+		}
+		result_from_item(res, &it);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	res->ok = false;
+	rc = claim_record_get(st, txn, &ik, res);
+	res->state = rc == 0 ? ITEM_CLAIMED : ITEM_ABSENT;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+op_stats(struct store *st, MDB_txn *txn, struct queue_op *op,
+    const struct queue_stats *qs)
+{
+	char key[ITEM_KEY_MAX + 1];
+	int64_t ready_at;
+	int rc;
+
+	op->res.ok = true;
+	op->res.stats = *qs;
+	rc = ready_first(st, txn, op->queue, &ready_at, key);
+	if (rc == 0 && ready_at <= op->now)
+		op->res.oldest_ready_at = ready_at;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	switch (op->kind) {
+	case QOP_ENQUEUE: return op_enqueue(st, txn, op, qs);
+	case QOP_CLAIM:   return op_claim(st, txn, op, qs);
+	case QOP_ACK:     return op_ack(st, txn, op, qs);
+	case QOP_RELEASE: return op_release(st, txn, op, qs);
+	case QOP_REMOVE:  return op_remove(st, txn, op, qs);
+	case QOP_STATUS:  return op_status(st, txn, op);
+	case QOP_STATS:   return op_stats(st, txn, op, qs);
+	}
+	fatal("unknown queue op %d", (int)op->kind);
+}
+
+enum casq_err
+queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
+{
+	struct queue_stats qs, before;
+	int rc;
+
+	if (op->key)
+		snprintf(op->res.key, sizeof op->res.key, "%s", op->key);
+	rc = stats_get(st, txn, op->queue, &qs);
+	if (rc == MDB_NOTFOUND) {
+		if (op->kind == QOP_STATS)
+			return E_NO_QUEUE;
+		/* A queue exists from its first enqueue; other ops on an
+		 * unknown queue see an empty one and create nothing. */
+		memset(&qs, 0, sizeof qs);
+		qs.next_seq = 1;
+		qs.created_at = op->now;
+	} else if (rc != 0) {
+		return store_map_error(rc, "read queue stats");
+	}
+	before = qs;
+	if ((rc = queue_dispatch(st, txn, op, &qs)) != 0)
+		return store_map_error(rc, "queue operation");
+	if (memcmp(&qs, &before, sizeof qs) != 0 &&
+	    (rc = stats_put(st, txn, op->queue, &qs)) != 0)
+		return store_map_error(rc, "write queue stats");
+	return E_OK;
+}
+
+enum casq_err
+queue_list(struct store *st, MDB_txn *txn, const char *after, size_t limit,
+    queue_visit_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k = { 0, NULL }, v;
+	MDB_cursor_op how = MDB_FIRST;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->queues, &cur)) != 0)
+		return store_map_error(rc, "list queues");
+	if (after && *after) {
+		k.mv_size = strlen(after);
+		k.mv_data = (void *)after;
+		how = MDB_SET_RANGE;
+	}
+	for (size_t n = 0; n < limit; n++) {
+		struct queue_stats qs;
+
+		if ((rc = mdb_cursor_get(cur, &k, &v, how)) != 0)
+			break;
+		how = MDB_NEXT;
+		if (after && k.mv_size == strlen(after) &&
+		    memcmp(k.mv_data, after, k.mv_size) == 0) {
+			n--;
+			continue;
+		}
+		if (v.mv_size != sizeof qs) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&qs, v.mv_data, sizeof qs);
+		fn(ctx, k.mv_data, k.mv_size, &qs);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
+}
+
+enum casq_err
+store_run_queue_op(struct store *st, struct queue_op *op)
+{
+	bool write = queue_op_writes(op);
+	MDB_txn *txn;
+	enum casq_err err;
+
+	if ((err = store_begin(st, write, &txn)) != E_OK)
+		return err;
+	if (write)
+		err = store_sweep(st, txn, op->now, SWEEP_BATCH);
+	if (err == E_OK)
+		err = queue_apply(st, txn, op);
+	if (err != E_OK || !write) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	return store_commit(txn);
+}
