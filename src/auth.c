@@ -10,7 +10,6 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "http.h"
 
@@ -26,15 +25,6 @@ struct keyring {
 	struct keyring_entry *v;
 	size_t                n;
 };
-
-static void
-sha256(const char *s, size_t n, unsigned char out[32])
-{
-	unsigned int len = 32;
-
-	if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1)
-		fatal("EVP_Digest(sha256) failed");
-}
 
 static bool
 hex_decode32(const char *hex, unsigned char out[32])

@@ -56,6 +56,7 @@ bool utf8_valid(const char *s, size_t n);
 /* Parse "12", "1.5", "0.001" seconds into ms; false on junk or overflow. */
 bool parse_seconds_ms(const char *s, int64_t *ms);
 void hex_encode(const unsigned char *in, size_t n, char *out);
+void sha256(const void *data, size_t n, unsigned char out[32]);
 /* Fill out with n random bytes from the OS CSPRNG (libcrypto). */
 void random_bytes(unsigned char *out, size_t n);
 
@@ -69,9 +70,13 @@ enum casq_err {
 	E_MISSING_KEY, E_BAD_KEY, E_BAD_QUEUE, E_BAD_LEASE, E_BAD_DELAY,
 	E_BAD_PAYLOAD, E_MISSING_TOKEN, E_BAD_CLAIMANT, E_CONFLICTING_PARAM,
 	E_MALFORMED_JSON, E_MALFORMED_FORM, E_BAD_PARAM,
+	E_BAD_NAMESPACE, E_BAD_SCOPE, E_MISSING_VALUE, E_BAD_VALUE, E_BAD_CAS,
+	E_BAD_TTL, E_BAD_BY, E_BAD_MOD, E_BAD_SIZE, E_MISSING_ID, E_BAD_ID,
+	E_BAD_REQUEST_ID, E_NO_NAMESPACE,
 	E_MISSING_API_KEY, E_INVALID_API_KEY,
 	E_NO_ROUTE, E_NO_QUEUE, E_METHOD, E_BODY_TOO_LARGE, E_PAYLOAD_TOO_LARGE,
-	E_UNSUPPORTED_BODY,
+	E_UNSUPPORTED_BODY, E_VALUE_TOO_LARGE, E_NOT_A_COUNTER, E_COUNTER_OVERFLOW,
+	E_REQUEST_ID_REUSED,
 	E_INTERNAL, E_UNAVAILABLE, E_STORAGE_FULL,
 	E__COUNT
 };

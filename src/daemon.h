@@ -20,6 +20,7 @@ struct config {
 	size_t      map_size;
 	bool        relaxed;
 	int         shutdown_timeout_s;
+	int64_t     idem_ttl_ms;	/* responses kept for request_id retries */
 };
 
 struct listener {

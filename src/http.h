@@ -8,6 +8,7 @@
 #define CASQ_HTTP_H
 
 #include "common.h"
+#include "store.h"
 
 /* Larger bodies get 413: a Marketo payload template is a few hundred
  * bytes; 64 KiB leaves room for a 16 KiB payload JSON-escaped twice. */
@@ -34,7 +35,10 @@ struct request {
 	int64_t     now;
 	/* filled by routing and parsing */
 	char        path[512];
-	char        queue[65];		/* the {queue} path segment, if any */
+	char        name[65];		/* the {queue}, {namespace} or {scope} segment */
+	char       *request_id;		/* "key-name/id" from request_id or Idempotency-Key */
+	const char *idempotency_key;	/* the Idempotency-Key header */
+	unsigned char fingerprint[32];	/* route + parameters, for request_id reuse */
 	struct param *params;
 	size_t      nparams;
 	const char *key_name;		/* which API key authenticated */
@@ -92,17 +96,44 @@ void keyring_mint(const char *name, char key[static 80], char line[static 256]);
 enum casq_err request_authenticate(struct request *req, const struct keyring *kr);
 
 /* --- route.c --- */
-struct store;
 struct app {
 	struct store   *store;
 	struct keyring *keys;
+	int64_t         idem_ttl_ms;	/* how long responses are kept for retries */
 };
 void route_request(struct app *app, struct request *req, struct response *res);
 
-/* Handlers (route_queue.c, route_admin.c). */
+/* Run op in a transaction and render its result as the 200 answer. A
+ * write with a request id goes through the stored-response table: a retry
+ * gets the first answer and the op does not run again. */
+typedef void (*route_render_fn)(void *op, struct json *j);
+void route_exec(struct app *app, struct request *req, struct response *res,
+	bool write, store_apply_fn apply, void *op, route_render_fn render);
+
+/* Handlers (route_queue.c, route_kv.c, route_once.c, route_admin.c). */
 typedef void route_fn(struct app *app, struct request *req, struct response *res);
 route_fn route_enqueue, route_claim, route_ack, route_release, route_remove,
 	route_status, route_queue_stats, route_queue_list,
-	route_healthz, route_ping;
+	route_kv_get, route_kv_set, route_kv_delete, route_kv_incr, route_kv_stats,
+	route_once, route_healthz, route_ping;
+
+/* --- route_params.c: typed parameters, each with its own error --- */
+/* Text: *out NULL when absent, else UTF-8 without NUL, at most max bytes. */
+enum casq_err param_text(const struct request *req, const char *name,
+	size_t max, enum casq_err bad, const char **out);
+/* A required key: 1-256 bytes of UTF-8 (E_MISSING_KEY / E_BAD_KEY). */
+enum casq_err param_key(const struct request *req, const char *name,
+	const char **key);
+/* Seconds (decimals to the ms) into *ms, at most max_ms, more than 0 when
+ * positive; absent leaves *ms untouched. */
+enum casq_err param_seconds(const struct request *req, const char *name,
+	bool positive, int64_t max_ms, enum casq_err bad, int64_t *ms);
+/* A JSON value as compact text: JSON-body values as given, form and
+ * query values as JSON strings. Absent leaves out empty. */
+enum casq_err param_json_value(const struct request *req, const char *name,
+	enum casq_err bad, enum casq_err too_large, struct buf *out);
+/* A decimal integer within [min, max]; *given says whether it was sent. */
+enum casq_err param_int(const struct request *req, const char *name,
+	int64_t min, int64_t max, enum casq_err bad, bool *given, int64_t *out);
 
 #endif

@@ -285,6 +285,8 @@ request_free(struct request *req)
 		free(req->params[i].value);
 	}
 	free(req->params);
+	free(req->request_id);
 	req->params = NULL;
+	req->request_id = NULL;
 	req->nparams = 0;
 }

@@ -38,6 +38,8 @@ usage(FILE *f)
 	    "  -D, --durability MODE   full (default) or relaxed; see docs/storage.md\n"
 	    "  -L, --log-level LEVEL   debug, info, warn or error (default info)\n"
 	    "  -p, --pid-file FILE     write the master's pid here\n"
+	    "  -I, --idempotency-ttl S keep answers for request_id retries S seconds\n"
+	    "                          (default 86400)\n"
 	    "      --mint-key NAME     print a new API key and its keys-file line\n"
 	    "  -h, --help              this help\n"
 	    "  -V, --version           print the version\n");
@@ -118,6 +120,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "durability",  required_argument, NULL, 'D' },
 		{ "log-level",   required_argument, NULL, 'L' },
 		{ "pid-file",    required_argument, NULL, 'p' },
+		{ "idempotency-ttl", required_argument, NULL, 'I' },
 		{ "mint-key",    required_argument, NULL, OPT_MINT },
 		{ "help",        no_argument,       NULL, 'h' },
 		{ "version",     no_argument,       NULL, 'V' },
@@ -127,7 +130,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:s:D:L:p:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:s:D:L:p:I:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': cfg->listen = optarg; break;
 		case 'm':
@@ -149,6 +152,10 @@ parse_args(int argc, char **argv, struct config *cfg)
 				die("bad log level: %s (debug, info, warn, error)", optarg);
 			break;
 		case 'p': cfg->pid_file = optarg; break;
+		case 'I':
+			cfg->idem_ttl_ms = (int64_t)parse_int(optarg, 1, 30 * 86400,
+			    "idempotency ttl (seconds)") * 1000;
+			break;
 		case OPT_MINT: mint_key(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("casqd %s\n", PACKAGE_VERSION); exit(0);
@@ -207,6 +214,9 @@ main(int argc, char **argv)
 		.workers = 4,
 		.map_size = 1UL << 30,
 		.shutdown_timeout_s = 10,
+		/* Marketo admins retry within minutes or hours; a day covers a
+		 * retry campaign that runs the next morning. */
+		.idem_ttl_ms = 86400LL * 1000,
 	};
 	struct store_config sc;
 	struct listener l;

@@ -10,75 +10,6 @@
 #define LEASE_MAX_MS	(604800LL * 1000)	/* a week: longer is a lost item */
 #define DELAY_MAX_MS	(31536000LL * 1000)	/* a year */
 
-/* A text parameter: NULL when absent, else checked as UTF-8 without NUL
- * and within max bytes (min 1 when required). */
-static enum casq_err
-param_text(const struct request *req, const char *name, size_t max,
-    enum casq_err bad, const char **out)
-{
-	const struct param *p = request_param(req, name);
-
-	*out = NULL;
-	if (p == NULL)
-		return E_OK;
-	if (p->kind == PARAM_JSON || p->len > max || strlen(p->value) != p->len ||
-	    !utf8_valid(p->value, p->len))
-		return bad;
-	*out = p->value;
-	return E_OK;
-}
-
-static enum casq_err
-param_key(const struct request *req, const char **key)
-{
-	enum casq_err err = param_text(req, "key", ITEM_KEY_MAX, E_BAD_KEY, key);
-
-	if (err == E_OK && *key == NULL)
-		return E_MISSING_KEY;
-	if (err == E_OK && **key == '\0')
-		return E_BAD_KEY;
-	return err;
-}
-
-/* Seconds as ms within (min, max]; min_exclusive for leases, which must
- * be more than zero. Absent leaves *ms untouched. */
-static enum casq_err
-param_seconds(const struct request *req, const char *name, bool positive,
-    int64_t max_ms, enum casq_err bad, int64_t *ms)
-{
-	const struct param *p = request_param(req, name);
-	int64_t v;
-
-	if (p == NULL)
-		return E_OK;
-	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
-	    !parse_seconds_ms(p->value, &v) || v > max_ms || (positive && v == 0))
-		return bad;
-	*ms = v;
-	return E_OK;
-}
-
-/* The payload as compact JSON text: JSON-body values as given, anything
- * from a form or query as a JSON string. */
-static enum casq_err
-param_payload(const struct request *req, struct buf *out)
-{
-	const struct param *p = request_param(req, "payload");
-	struct json j;
-
-	if (p == NULL)
-		return E_OK;
-	if (p->kind == PARAM_STRING) {
-		if (strlen(p->value) != p->len || !utf8_valid(p->value, p->len))
-			return E_BAD_PAYLOAD;
-		json_begin(&j, out);
-		json_strn(&j, NULL, p->value, p->len);
-	} else {
-		buf_append(out, p->value, p->len);
-	}
-	return out->len > PAYLOAD_MAX ? E_PAYLOAD_TOO_LARGE : E_OK;
-}
-
 static enum casq_err
 queue_op_params(const struct request *req, struct queue_op *op,
     struct buf *payload)
@@ -88,8 +19,9 @@ queue_op_params(const struct request *req, struct queue_op *op,
 
 	switch (op->kind) {
 	case QOP_ENQUEUE:
-		if ((err = param_key(req, &op->key)) == E_OK &&
-		    (err = param_payload(req, payload)) == E_OK)
+		if ((err = param_key(req, "key", &op->key)) == E_OK &&
+		    (err = param_json_value(req, "payload", E_BAD_PAYLOAD,
+		    E_PAYLOAD_TOO_LARGE, payload)) == E_OK)
 			err = param_seconds(req, "delay", false, DELAY_MAX_MS,
 			    E_BAD_DELAY, &op->delay_ms);
 		op->payload = payload->data;
@@ -109,14 +41,14 @@ queue_op_params(const struct request *req, struct queue_op *op,
 		    E_BAD_DELAY, &op->delay_ms);
 		/* FALLTHROUGH */
 	case QOP_ACK:
-		if (err == E_OK && (err = param_key(req, &op->key)) == E_OK &&
+		if (err == E_OK && (err = param_key(req, "key", &op->key)) == E_OK &&
 		    (err = param_text(req, "token", 128, E_BAD_PARAM, &op->token)) == E_OK &&
 		    op->token == NULL)
 			err = E_MISSING_TOKEN;
 		break;
 	case QOP_REMOVE:
 	case QOP_STATUS:
-		err = param_key(req, &op->key);
+		err = param_key(req, "key", &op->key);
 		break;
 	case QOP_STATS:
 		break;
@@ -234,24 +166,30 @@ render(struct json *j, const struct queue_op *op)
 }
 
 static void
+render_cb(void *op, struct json *j)
+{
+	render(j, op);
+}
+
+static enum casq_err
+apply_cb(struct store *st, MDB_txn *txn, void *op)
+{
+	return queue_apply(st, txn, op);
+}
+
+static void
 queue_route(struct app *app, struct request *req, struct response *res,
     enum queue_op_kind kind)
 {
-	struct queue_op op = { .kind = kind, .now = req->now, .queue = req->queue,
+	struct queue_op op = { .kind = kind, .now = req->now, .queue = req->name,
 	    .claimant = "" };
 	struct buf payload = { 0 };
 	enum casq_err err;
-	struct json j;
 
-	if ((err = queue_op_params(req, &op, &payload)) == E_OK)
-		err = store_run_queue_op(app->store, &op);
-	if (err != E_OK) {
+	if ((err = queue_op_params(req, &op, &payload)) != E_OK)
 		response_error(res, err);
-	} else {
-		response_ok(res);
-		json_begin(&j, &res->body);
-		render(&j, &op);
-	}
+	else
+		route_exec(app, req, res, queue_op_writes(&op), apply_cb, &op, render_cb);
 	queue_result_free(&op.res);
 	buf_free(&payload);
 }

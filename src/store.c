@@ -26,6 +26,10 @@ static const struct {
 	{ "leases",  offsetof(struct store, leases) },
 	{ "claimed", offsetof(struct store, claimed) },
 	{ "expiry",  offsetof(struct store, expiry) },
+	{ "kv",      offsetof(struct store, kv) },
+	{ "kvns",    offsetof(struct store, kvns) },
+	{ "once",    offsetof(struct store, once) },
+	{ "idem",    offsetof(struct store, idem) },
 };
 
 /* Create the named databases if missing and check the schema record. */
@@ -186,52 +190,149 @@ expiry_due(const MDB_val *k)
 	return (int64_t)strtoull(hex, NULL, 16);
 }
 
-/* Drop a claim record whose retention ended, unless a newer claim of the
- * same key replaced it (then its own expiry entry comes later). */
-static int
-sweep_claim_record(struct store *st, MDB_txn *txn, int64_t due, MDB_val *ref)
+int
+expiry_put(struct store *st, MDB_txn *txn, int64_t due, char kind,
+    const char *ref, size_t reflen)
 {
-	MDB_val v;
-	int64_t claimed_at;
-	int rc;
+	char kb[512];
+	MDB_val k, empty = { 0, "" };
+	int n = snprintf(kb, sizeof kb, "%016llx/%c/%.*s",
+	    (unsigned long long)due, kind, (int)reflen, ref);
 
-	rc = mdb_get(txn, st->claimed, ref, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0 || v.mv_size < sizeof claimed_at)
-		return rc ? rc : MDB_CORRUPTED;
-	memcpy(&claimed_at, v.mv_data, sizeof claimed_at);
-	if (claimed_at + CLAIM_RECORD_TTL_MS != due)
-		return 0;
-	return mdb_del(txn, st->claimed, ref, NULL);
+	if (n < 0 || (size_t)n >= sizeof kb)
+		return MDB_BAD_VALSIZE;
+	k.mv_size = (size_t)n;
+	k.mv_data = kb;
+	return mdb_put(txn, st->expiry, &k, &empty, 0);
+}
+
+/* Each kind's handler checks that its record still ends at `due`: a
+ * record that was renewed, acked or replaced has a newer entry of its own,
+ * and the stale one is just dropped. */
+static int
+sweep_one(struct store *st, MDB_txn *txn, int64_t due, const MDB_val *k,
+    struct sweep_counts *c)
+{
+	const char *kind = (const char *)k->mv_data + 17;
+	const char *ref = kind + 2;
+	size_t reflen = k->mv_size - 19;
+
+	if (k->mv_size < 20 || kind[1] != '/')
+		return 0;	/* not ours: drop it */
+	switch (kind[0]) {
+	case 'c': c->claims++;    return queue_sweep_claim(st, txn, due, ref, reflen);
+	case 'l': c->leases++;    return queue_sweep_lease(st, txn, due, ref, reflen);
+	case 'k': c->values++;    return kv_sweep(st, txn, due, ref, reflen);
+	case 'o': c->onces++;     return once_sweep(st, txn, due, ref, reflen);
+	case 'i': c->responses++; return idem_sweep(st, txn, due, ref, reflen);
+	}
+	return 0;
 }
 
 enum casq_err
-store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit)
+store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit,
+    struct sweep_counts *counts)
 {
+	struct sweep_counts local = { 0 };
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc, n = 0;
 
+	if (counts == NULL)
+		counts = &local;
 	if ((rc = mdb_cursor_open(txn, st->expiry, &cur)) != 0)
 		return store_map_error(rc, "sweep");
 	while (n < limit && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
 		int64_t due = expiry_due(&k);
-		const char *kind = (const char *)k.mv_data + 17;
-		MDB_val ref = { k.mv_size - 19, (char *)k.mv_data + 19 };
 
 		if (due > now)
 			break;
-		if (k.mv_size > 19 && kind[0] == 'c' && kind[1] == '/')
-			rc = sweep_claim_record(st, txn, due, &ref);
-		if (rc == 0)
-			rc = mdb_cursor_del(cur, 0);
-		if (rc != 0)
+		if ((rc = sweep_one(st, txn, due, &k, counts)) != 0 ||
+		    (rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 		n++;
 	}
 	mdb_cursor_close(cur);
-	if (n > 0)
-		log_debug("swept %d expired entr%s", n, n == 1 ? "y" : "ies");
 	return rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "sweep");
+}
+
+bool
+store_sweep_due(struct store *st, int64_t now)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	bool due = false;
+
+	if (store_begin(st, false, &txn) != E_OK)
+		return false;
+	if (mdb_cursor_open(txn, st->expiry, &cur) == 0) {
+		due = mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+		    expiry_due(&k) <= now;
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return due;
+}
+
+/* The sweep runs in a nested transaction: if it fails (a full map), the
+ * request's own operation still runs. */
+static void
+sweep_before_write(struct store *st, MDB_txn *txn, int64_t now)
+{
+	MDB_txn *child;
+
+	if (mdb_txn_begin(st->env, txn, 0, &child) != 0)
+		return;
+	if (store_sweep(st, child, now, SWEEP_BATCH, NULL) == E_OK)
+		mdb_txn_commit(child);
+	else
+		mdb_txn_abort(child);
+}
+
+enum casq_err
+store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
+    void *op)
+{
+	MDB_txn *txn;
+	enum casq_err err;
+
+	if ((err = store_begin(st, write, &txn)) != E_OK)
+		return err;
+	if (write)
+		sweep_before_write(st, txn, now);
+	err = fn(st, txn, op);
+	if (err != E_OK || !write) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	return store_commit(txn);
+}
+
+struct sweep_call {
+	int64_t             now;
+	int                 limit;
+	struct sweep_counts counts;
+};
+
+static enum casq_err
+sweep_apply(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct sweep_call *c = arg;
+
+	return store_sweep(st, txn, c->now, c->limit, &c->counts);
+}
+
+enum casq_err
+store_sweep_batch(struct store *st, int64_t now, int limit)
+{
+	struct sweep_call c = { .now = now, .limit = limit };
+	const struct sweep_counts *n = &c.counts;
+	enum casq_err err = store_run(st, true, now, sweep_apply, &c);
+
+	if (err == E_OK && n->claims + n->leases + n->values + n->onces + n->responses > 0)
+		log_info("swept: %u lease(s), %u value(s), %u once id(s), "
+		    "%u stored response(s), %u claim record(s)", n->leases,
+		    n->values, n->onces, n->responses, n->claims);
+	return err;
 }

@@ -34,6 +34,10 @@ struct store {
 	MDB_dbi  leases;	/* queue/<expires hex>/<seq hex> -> key */
 	MDB_dbi  claimed;	/* queue/key -> claim record */
 	MDB_dbi  expiry;	/* <when hex>/<kind>/<ref> -> "" */
+	MDB_dbi  kv;		/* namespace/key -> kv record */
+	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
+	MDB_dbi  once;		/* scope/id -> once record */
+	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
 };
 
 struct store_config {
@@ -52,11 +56,32 @@ int  store_reader_check(struct store *st);
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
 
+/* Sweep statistics, for the log. */
+struct sweep_counts {
+	unsigned claims, leases, values, onces, responses;
+};
+
+/* An operation applied inside a transaction the caller owns. */
+typedef enum casq_err (*store_apply_fn)(struct store *st, MDB_txn *txn, void *op);
+
+/* Run fn in its own transaction (a write one when write), committed
+ * durably before returning; a write first sweeps a few due entries. */
+enum casq_err store_run(struct store *st, bool write, int64_t now,
+	store_apply_fn fn, void *op);
 enum casq_err store_begin(struct store *st, bool write, MDB_txn **txn);
 enum casq_err store_commit(MDB_txn *txn);
 enum casq_err store_map_error(int rc, const char *what);
-/* Handle up to limit expired entries (claim records for now). */
-enum casq_err store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit);
+/* Handle up to limit due entries of the expiry index; counts may be NULL. */
+enum casq_err store_sweep(struct store *st, MDB_txn *txn, int64_t now,
+	int limit, struct sweep_counts *counts);
+/* Sweep up to limit due entries in a transaction of its own and log what
+ * went: the workers' idle-time sweep. */
+enum casq_err store_sweep_batch(struct store *st, int64_t now, int limit);
+/* True when the expiry index holds something due at now. */
+bool store_sweep_due(struct store *st, int64_t now);
+/* Add an expiry entry "<due>/<kind>/<ref>". */
+int  expiry_put(struct store *st, MDB_txn *txn, int64_t due, char kind,
+	const char *ref, size_t reflen);
 
 /* --- queues (store_queue.c) --- */
 enum item_state { ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED = 3 };
@@ -112,8 +137,81 @@ typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
 enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *after,
 	size_t limit, queue_visit_fn fn, void *ctx);
 
-/* Run one operation in its own transaction, committed durably before
- * returning. Later issues batch several ops per commit via queue_apply. */
 enum casq_err store_run_queue_op(struct store *st, struct queue_op *op);
+/* Sweep hook: a lease ran out (stale entries are ignored). */
+int queue_sweep_lease(struct store *st, MDB_txn *txn, int64_t due,
+	const char *ref, size_t reflen);
+int queue_sweep_claim(struct store *st, MDB_txn *txn, int64_t due,
+	const char *ref, size_t reflen);
+
+/* --- values with compare-and-swap, counters (store_kv.c) --- */
+#define KV_VALUE_MAX	PAYLOAD_MAX
+
+enum kv_op_kind { KV_GET, KV_SET, KV_DELETE, KV_INCR, KV_STATS };
+
+struct kv_stats {		/* on disk in "kvns", host byte order */
+	uint64_t version_floor;	/* highest version ever deleted or expired */
+	uint64_t keys, sets, deletes, incrs, cas_failures, expired;
+};
+
+struct kv_result {
+	bool        ok;		/* set/delete: done; get: found */
+	const char *reason;
+	uint64_t    version;
+	int64_t     updated_at, expires_at;
+	struct buf  value;	/* JSON text */
+	int64_t     counter;
+	struct kv_stats stats;
+};
+
+struct kv_op {
+	enum kv_op_kind kind;
+	int64_t     now;
+	const char *ns, *key;
+	const char *value;	/* compact JSON */
+	size_t      value_len;
+	bool        has_cas;
+	uint64_t    cas;
+	int64_t     ttl_ms;	/* 0: no expiry */
+	int64_t     by;
+	struct kv_result res;
+};
+
+bool kv_op_writes(const struct kv_op *op);
+enum casq_err kv_apply(struct store *st, MDB_txn *txn, void *op);
+void kv_result_free(struct kv_result *res);
+int kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
+	size_t reflen);
+
+/* --- once-windows (store_once.c) --- */
+struct once_op {
+	int64_t     now;
+	const char *scope, *id;
+	int64_t     ttl_ms;
+	/* result */
+	bool        first;
+	int64_t     first_seen, expires_at;
+	uint64_t    count;
+};
+enum casq_err once_apply(struct store *st, MDB_txn *txn, void *op);
+int once_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
+	size_t reflen);
+
+/* --- stored responses for idempotent retries (store_idem.c) --- */
+struct idem_op {
+	const char   *id;	/* "key-name/request-id" */
+	unsigned char fingerprint[32];
+	int64_t       now, ttl_ms;
+	/* lookup result */
+	bool          found, mismatch;
+	int           status;
+	struct buf    body;
+};
+/* Find a stored response for op->id; sets found / mismatch. */
+enum casq_err idem_lookup(struct store *st, MDB_txn *txn, struct idem_op *op);
+enum casq_err idem_save(struct store *st, MDB_txn *txn, struct idem_op *op,
+	int status, const char *body, size_t len);
+int idem_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
+	size_t reflen);
 
 #endif

@@ -196,19 +196,15 @@ claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
 {
 	struct claim_hdr h = { .claimed_at = now, .owner_len = (uint16_t)owner_len };
 	char rec[sizeof h + CLAIMANT_MAX];
-	char ek[17 + 2 + sizeof ik->data];
-	MDB_val v = { sizeof h + owner_len, rec }, k, empty = { 0, "" };
+	MDB_val v = { sizeof h + owner_len, rec };
 	int rc;
 
 	memcpy(rec, &h, sizeof h);
 	memcpy(rec + sizeof h, owner, owner_len);
 	if ((rc = mdb_put(txn, st->claimed, (MDB_val *)&ik->val, &v, 0)) != 0)
 		return rc;
-	k.mv_size = (size_t)snprintf(ek, sizeof ek, "%016llx/c/%.*s",
-	    (unsigned long long)(now + CLAIM_RECORD_TTL_MS),
-	    (int)ik->val.mv_size, ik->data);
-	k.mv_data = ek;
-	return mdb_put(txn, st->expiry, &k, &empty, 0);
+	return expiry_put(st, txn, now + CLAIM_RECORD_TTL_MS, 'c', ik->data,
+	    ik->val.mv_size);
 }
 
 /* Fill owner and claimed_at from the claim record, if one exists. */
@@ -455,6 +451,7 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 		h.claimant_len = (uint16_t)clen;
 		memcpy(h.token, res->token, TOKEN_HEX_LEN);
 		if ((rc = index_put(txn, st->leases, op->queue, h.lease_until, h.seq, key)) != 0 ||
+		    (rc = expiry_put(st, txn, h.lease_until, 'l', ik->data, ik->val.mv_size)) != 0 ||
 		    (rc = item_put(st, txn, ik, &h, op->claimant, it->payload)) != 0)
 			return rc;
 		qs->leased++;
@@ -763,22 +760,73 @@ queue_list(struct store *st, MDB_txn *txn, const char *after, size_t limit,
 	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
 }
 
+/* Split an expiry ref "queue/key" into its item key and queue name. */
+static bool
+ref_split(const char *ref, size_t reflen, struct item_key *ik,
+    char queue[static QUEUE_NAME_MAX + 1])
+{
+	const char *slash = memchr(ref, '/', reflen);
+	size_t qlen = slash ? (size_t)(slash - ref) : 0;
+
+	if (slash == NULL || qlen == 0 || qlen > QUEUE_NAME_MAX ||
+	    reflen >= sizeof ik->data)
+		return false;
+	memcpy(queue, ref, qlen);
+	queue[qlen] = '\0';
+	memcpy(ik->data, ref, reflen);
+	ik->data[reflen] = '\0';
+	ik->val.mv_data = ik->data;
+	ik->val.mv_size = reflen;
+	return true;
+}
+
+int
+queue_sweep_lease(struct store *st, MDB_txn *txn, int64_t due,
+    const char *ref, size_t reflen)
+{
+	char queue[QUEUE_NAME_MAX + 1];
+	struct item_key ik;
+	struct item it;
+	struct queue_stats qs;
+	int rc;
+
+	if (!ref_split(ref, reflen, &ik, queue))
+		return 0;
+	rc = item_get(st, txn, &ik, &it);
+	if (rc == MDB_NOTFOUND || (rc == 0 && (it.h.state != ITEM_LEASED ||
+	    it.h.lease_until != due)))
+		return 0;		/* acked, released or re-leased since */
+	if (rc != 0 || (rc = stats_get(st, txn, queue, &qs)) != 0 ||
+	    (rc = lease_expire(st, txn, queue, &ik, &it, &qs)) != 0)
+		return rc;
+	return stats_put(st, txn, queue, &qs);
+}
+
+int
+queue_sweep_claim(struct store *st, MDB_txn *txn, int64_t due,
+    const char *ref, size_t reflen)
+{
+	char queue[QUEUE_NAME_MAX + 1];
+	struct item_key ik;
+	struct queue_result res = { 0 };
+	int rc;
+
+	if (!ref_split(ref, reflen, &ik, queue))
+		return 0;
+	rc = claim_record_get(st, txn, &ik, &res);
+	if (rc == MDB_NOTFOUND || (rc == 0 && res.claimed_at + CLAIM_RECORD_TTL_MS != due))
+		return 0;		/* gone, or replaced by a newer claim */
+	return rc ? rc : mdb_del(txn, st->claimed, &ik.val, NULL);
+}
+
+static enum casq_err
+queue_apply_cb(struct store *st, MDB_txn *txn, void *op)
+{
+	return queue_apply(st, txn, op);
+}
+
 enum casq_err
 store_run_queue_op(struct store *st, struct queue_op *op)
 {
-	bool write = queue_op_writes(op);
-	MDB_txn *txn;
-	enum casq_err err;
-
-	if ((err = store_begin(st, write, &txn)) != E_OK)
-		return err;
-	if (write)
-		err = store_sweep(st, txn, op->now, SWEEP_BATCH);
-	if (err == E_OK)
-		err = queue_apply(st, txn, op);
-	if (err != E_OK || !write) {
-		mdb_txn_abort(txn);
-		return err;
-	}
-	return store_commit(txn);
+	return store_run(st, queue_op_writes(op), op->now, queue_apply_cb, op);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common.h"
@@ -224,4 +225,13 @@ random_bytes(unsigned char *out, size_t n)
 {
 	if (RAND_bytes(out, (int)n) != 1)
 		fatal("RAND_bytes failed");
+}
+
+void
+sha256(const void *data, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+
+	if (EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) != 1)
+		fatal("EVP_Digest(sha256) failed");
 }

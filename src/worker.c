@@ -27,6 +27,9 @@
 /* How often an idle worker wakes: to sync in relaxed mode and to notice a
  * master that died. */
 #define WORKER_TICK_MS	1000
+/* Due entries an idle worker expires per transaction: a few milliseconds
+ * of work, so a request arriving meanwhile barely waits. */
+#define IDLE_SWEEP_BATCH	256
 
 static volatile sig_atomic_t worker_stop;
 
@@ -97,6 +100,7 @@ handle_request(struct app *app, FCGX_Request *fr)
 	req.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
 	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
 	req.api_key = FCGX_GetParam("HTTP_X_API_KEY", fr->envp);
+	req.idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
 	req.now = clock_now_ms();
 	read_body(fr, &req);
 	route_request(app, &req, &res);
@@ -142,6 +146,7 @@ worker_setup(const struct config *cfg, struct app *app, sigset_t *waitmask)
 	sigdelset(waitmask, SIGTERM);
 	sigdelset(waitmask, SIGINT);
 
+	app->idem_ttl_ms = cfg->idem_ttl_ms;
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &app->store, why, sizeof why) != 0 ||
 	    (app->keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
@@ -169,6 +174,17 @@ relaxed_sync(const struct config *cfg, struct app *app, int64_t *last_sync)
 	*last_sync = now;
 }
 
+/* Expiry while nobody writes: writes also sweep a few entries each, but
+ * a quiet service still has to let values, leases and ids go on time. */
+static void
+idle_sweep(struct app *app)
+{
+	int64_t now = clock_now_ms();
+
+	if (store_sweep_due(app->store, now))
+		store_sweep_batch(app->store, now, IDLE_SWEEP_BATCH);
+}
+
 int
 worker_main(const struct config *cfg, int listen_fd)
 {
@@ -185,8 +201,10 @@ worker_main(const struct config *cfg, int listen_fd)
 	log_debug("worker ready");
 	while (!worker_stop && getppid() == master) {
 		relaxed_sync(cfg, &app, &last_sync);
-		if (!wait_for_connection(listen_fd, &waitmask))
+		if (!wait_for_connection(listen_fd, &waitmask)) {
+			idle_sweep(&app);
 			continue;
+		}
 		/* Another worker may have taken it: accept fails with EAGAIN. */
 		if (FCGX_Accept_r(&fr) < 0)
 			continue;

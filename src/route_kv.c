@@ -1,0 +1,163 @@
+/*
+ * route_kv.c - values with compare-and-swap, and counters:
+ * /v1/kv/{namespace}/get|set|delete|incr and /v1/kv/{namespace} (stats).
+ */
+#include <string.h>
+
+#include "http.h"
+#include "store.h"
+
+#define TTL_MAX_MS	(31536000LL * 1000)	/* a year */
+#define MOD_MAX		1000000000LL		/* bounds slot and bucket math */
+
+/* mod and size travel beside the op: they shape the answer, not the store. */
+struct kv_call {
+	struct kv_op op;
+	bool         has_mod, has_size;
+	int64_t      mod, size;
+};
+
+static enum casq_err
+kv_params(const struct request *req, struct kv_call *c, struct buf *value)
+{
+	struct kv_op *op = &c->op;
+	enum casq_err err = E_OK;
+	int64_t cas = 0;
+
+	if (op->kind == KV_STATS)
+		return E_OK;
+	if ((err = param_key(req, "key", &op->key)) != E_OK ||
+	    (err = param_int(req, "cas", 0, INT64_MAX, E_BAD_CAS, &op->has_cas, &cas)) != E_OK ||
+	    (err = param_seconds(req, "ttl", true, TTL_MAX_MS, E_BAD_TTL, &op->ttl_ms)) != E_OK)
+		return err;
+	op->cas = (uint64_t)cas;
+	if (op->kind == KV_SET) {
+		if ((err = param_json_value(req, "value", E_BAD_VALUE,
+		    E_VALUE_TOO_LARGE, value)) != E_OK)
+			return err;
+		if (request_param(req, "value") == NULL)
+			return E_MISSING_VALUE;
+		op->value = value->data;
+		op->value_len = value->len;
+	}
+	if (op->kind == KV_INCR) {
+		bool given;
+
+		op->by = 1;
+		if ((err = param_int(req, "by", INT64_MIN, INT64_MAX, E_BAD_BY, &given, &op->by)) != E_OK ||
+		    (err = param_int(req, "mod", 1, MOD_MAX, E_BAD_MOD, &c->has_mod, &c->mod)) != E_OK ||
+		    (err = param_int(req, "size", 1, MOD_MAX, E_BAD_SIZE, &c->has_size, &c->size)) != E_OK)
+			return err;
+	}
+	return E_OK;
+}
+
+static int64_t
+floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static void
+render_head(struct json *j, const char *outcome, const struct kv_op *op)
+{
+	json_obj_open(j, NULL);
+	json_bool(j, outcome, op->res.ok);
+	json_str(j, "namespace", op->ns);
+	json_str(j, "key", op->key);
+}
+
+static void
+render_times(struct json *j, const struct kv_result *r)
+{
+	json_time(j, "updated_at", r->updated_at);
+	if (r->expires_at > 0)
+		json_time(j, "expires_at", r->expires_at);
+}
+
+static void
+render_kv(void *arg, struct json *j)
+{
+	struct kv_call *c = arg;
+	const struct kv_op *op = &c->op;
+	const struct kv_result *r = &op->res;
+
+	switch (op->kind) {
+	case KV_GET:
+		render_head(j, "found", op);
+		if (r->ok) {
+			json_raw(j, "value", r->value.data, r->value.len);
+			json_int(j, "version", (long long)r->version);
+			render_times(j, r);
+		}
+		break;
+	case KV_SET:
+	case KV_DELETE:
+		render_head(j, "ok", op);
+		json_int(j, "version", (long long)r->version);
+		if (!r->ok)
+			json_str(j, "reason", r->reason);
+		else if (op->kind == KV_SET)
+			render_times(j, r);
+		break;
+	case KV_INCR:
+		json_obj_open(j, NULL);
+		json_int(j, "value", r->counter);
+		json_str(j, "namespace", op->ns);
+		json_str(j, "key", op->key);
+		json_int(j, "version", (long long)r->version);
+		if (c->has_mod)
+			json_int(j, "slot", ((r->counter % c->mod) + c->mod) % c->mod);
+		if (c->has_size)
+			json_int(j, "bucket", floor_div(r->counter - 1, c->size));
+		break;
+	case KV_STATS:
+		json_obj_open(j, NULL);
+		json_str(j, "namespace", op->ns);
+		json_int(j, "keys", (long long)r->stats.keys);
+		json_int(j, "sets", (long long)r->stats.sets);
+		json_int(j, "deletes", (long long)r->stats.deletes);
+		json_int(j, "incrs", (long long)r->stats.incrs);
+		json_int(j, "cas_failures", (long long)r->stats.cas_failures);
+		json_int(j, "expired", (long long)r->stats.expired);
+		break;
+	}
+	json_obj_close(j);
+}
+
+/* incr's refusals are errors (the answer has no "ok" to carry them). */
+static enum casq_err
+apply_kv(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct kv_call *c = arg;
+	enum casq_err err = kv_apply(st, txn, &c->op);
+
+	if (err != E_OK || c->op.kind != KV_INCR || c->op.res.ok)
+		return err;
+	return strcmp(c->op.res.reason, "overflow") == 0 ?
+	    E_COUNTER_OVERFLOW : E_NOT_A_COUNTER;
+}
+
+static void
+kv_route(struct app *app, struct request *req, struct response *res,
+    enum kv_op_kind kind)
+{
+	struct kv_call c = { .op = { .kind = kind, .now = req->now, .ns = req->name } };
+	struct buf value = { 0 };
+	enum casq_err err;
+
+	if ((err = kv_params(req, &c, &value)) != E_OK)
+		response_error(res, err);
+	else
+		route_exec(app, req, res, kv_op_writes(&c.op), apply_kv, &c, render_kv);
+	kv_result_free(&c.op.res);
+	buf_free(&value);
+}
+
+void route_kv_get(struct app *a, struct request *q, struct response *r)    { kv_route(a, q, r, KV_GET); }
+void route_kv_set(struct app *a, struct request *q, struct response *r)    { kv_route(a, q, r, KV_SET); }
+void route_kv_delete(struct app *a, struct request *q, struct response *r) { kv_route(a, q, r, KV_DELETE); }
+void route_kv_incr(struct app *a, struct request *q, struct response *r)   { kv_route(a, q, r, KV_INCR); }
+void route_kv_stats(struct app *a, struct request *q, struct response *r)  { kv_route(a, q, r, KV_STATS); }

@@ -1,0 +1,47 @@
+/*
+ * route_once.c - /v1/once/{scope}: "have I seen this id within the
+ * window?", answered atomically across all workers.
+ */
+#include "http.h"
+#include "store.h"
+
+/* A day: covers webhook retries and duplicate form fills alike. */
+#define ONCE_TTL_DEFAULT_MS	(86400LL * 1000)
+#define ONCE_TTL_MAX_MS		(31536000LL * 1000)
+
+static void
+render_once(void *arg, struct json *j)
+{
+	const struct once_op *op = arg;
+
+	json_obj_open(j, NULL);
+	json_bool(j, "first", op->first);
+	json_str(j, "scope", op->scope);
+	json_str(j, "id", op->id);
+	if (!op->first) {
+		json_time(j, "first_seen", op->first_seen);
+		json_int(j, "count", (long long)op->count);
+	}
+	json_time(j, "expires_at", op->expires_at);
+	json_obj_close(j);
+}
+
+void
+route_once(struct app *app, struct request *req, struct response *res)
+{
+	struct once_op op = { .now = req->now, .scope = req->name,
+	    .ttl_ms = ONCE_TTL_DEFAULT_MS };
+	enum casq_err err;
+
+	if ((err = param_text(req, "id", ITEM_KEY_MAX, E_BAD_ID, &op.id)) == E_OK &&
+	    op.id == NULL)
+		err = E_MISSING_ID;
+	if (err == E_OK && *op.id == '\0')
+		err = E_BAD_ID;
+	if (err == E_OK)
+		err = param_seconds(req, "ttl", true, ONCE_TTL_MAX_MS, E_BAD_TTL, &op.ttl_ms);
+	if (err != E_OK)
+		response_error(res, err);
+	else
+		route_exec(app, req, res, true, once_apply, &op, render_once);
+}

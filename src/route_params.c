@@ -1,0 +1,97 @@
+/*
+ * route_params.c - typed parameters shared by the routes: text, keys,
+ * seconds, integers and JSON values, each with its own error.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "store.h"
+
+enum casq_err
+param_text(const struct request *req, const char *name, size_t max,
+    enum casq_err bad, const char **out)
+{
+	const struct param *p = request_param(req, name);
+
+	*out = NULL;
+	if (p == NULL)
+		return E_OK;
+	if (p->kind == PARAM_JSON || p->len > max || strlen(p->value) != p->len ||
+	    !utf8_valid(p->value, p->len))
+		return bad;
+	*out = p->value;
+	return E_OK;
+}
+
+enum casq_err
+param_key(const struct request *req, const char *name, const char **key)
+{
+	enum casq_err err = param_text(req, name, ITEM_KEY_MAX, E_BAD_KEY, key);
+
+	if (err == E_OK && *key == NULL)
+		return E_MISSING_KEY;
+	if (err == E_OK && **key == '\0')
+		return E_BAD_KEY;
+	return err;
+}
+
+enum casq_err
+param_seconds(const struct request *req, const char *name, bool positive,
+    int64_t max_ms, enum casq_err bad, int64_t *ms)
+{
+	const struct param *p = request_param(req, name);
+	int64_t v;
+
+	if (p == NULL)
+		return E_OK;
+	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
+	    !parse_seconds_ms(p->value, &v) || v > max_ms || (positive && v == 0))
+		return bad;
+	*ms = v;
+	return E_OK;
+}
+
+enum casq_err
+param_json_value(const struct request *req, const char *name,
+    enum casq_err bad, enum casq_err too_large, struct buf *out)
+{
+	const struct param *p = request_param(req, name);
+	struct json j;
+
+	if (p == NULL)
+		return E_OK;
+	if (p->kind == PARAM_STRING) {
+		if (strlen(p->value) != p->len || !utf8_valid(p->value, p->len))
+			return bad;
+		json_begin(&j, out);
+		json_strn(&j, NULL, p->value, p->len);
+	} else {
+		buf_append(out, p->value, p->len);
+	}
+	return out->len > PAYLOAD_MAX ? too_large : E_OK;
+}
+
+enum casq_err
+param_int(const struct request *req, const char *name, int64_t min,
+    int64_t max, enum casq_err bad, bool *given, int64_t *out)
+{
+	const struct param *p = request_param(req, name);
+	char *end;
+	long long v;
+
+	*given = false;
+	if (p == NULL)
+		return E_OK;
+	if (p->kind != PARAM_STRING && p->kind != PARAM_NUMBER)
+		return bad;
+	errno = 0;
+	v = strtoll(p->value, &end, 10);
+	if (errno || end == p->value || *end != '\0' || v < min || v > max ||
+	    strlen(p->value) != p->len)
+		return bad;
+	*given = true;
+	*out = (int64_t)v;
+	return E_OK;
+}

@@ -1,0 +1,350 @@
+/*
+ * store_kv.c - values with compare-and-swap, and atomic counters.
+ *
+ * Versions start at 1, grow by one per write, and are never reused: each
+ * namespace remembers the highest version it ever deleted or expired
+ * (version_floor), and a re-created key starts above it, so a cas value
+ * read before a delete can never match by accident.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+struct kv_hdr {			/* on disk, then the value's JSON text */
+	uint64_t version;
+	int64_t  updated_at;
+	int64_t  expires_at;	/* 0: never */
+	uint32_t value_len;
+	uint32_t pad;
+};
+
+struct kv_rec {
+	struct kv_hdr h;
+	const char   *value;	/* points into the LMDB value */
+};
+
+struct kv_key {
+	char    data[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
+	MDB_val val;
+};
+
+bool
+kv_op_writes(const struct kv_op *op)
+{
+	return op->kind != KV_GET && op->kind != KV_STATS;
+}
+
+void
+kv_result_free(struct kv_result *res)
+{
+	buf_free(&res->value);
+}
+
+static void
+kv_key_make(struct kv_key *kk, const char *ns, const char *key, size_t keylen)
+{
+	int n = snprintf(kk->data, sizeof kk->data, "%s/%.*s", ns, (int)keylen, key);
+
+	if (n < 0 || (size_t)n >= sizeof kk->data)
+		fatal("kv key too long (validated by caller)");
+	kk->val.mv_data = kk->data;
+	kk->val.mv_size = (size_t)n;
+}
+
+static int
+kv_get(struct store *st, MDB_txn *txn, const struct kv_key *kk, struct kv_rec *r)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, st->kv, (MDB_val *)&kk->val, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size < sizeof r->h)
+		return MDB_CORRUPTED;
+	memcpy(&r->h, v.mv_data, sizeof r->h);
+	if (v.mv_size != sizeof r->h + r->h.value_len)
+		return MDB_CORRUPTED;
+	r->value = (const char *)v.mv_data + sizeof r->h;
+	return 0;
+}
+
+static int
+kv_put(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+    const struct kv_hdr *h, const char *value)
+{
+	MDB_val v = { sizeof *h + h->value_len, NULL };
+	int rc;
+
+	/* MDB_RESERVE: write the record in place, no temporary copy. */
+	if ((rc = mdb_put(txn, st->kv, (MDB_val *)&kk->val, &v, MDB_RESERVE)) != 0)
+		return rc;
+	memcpy(v.mv_data, h, sizeof *h);
+	memcpy((char *)v.mv_data + sizeof *h, value, h->value_len);
+	if (h->expires_at > 0)
+		return expiry_put(st, txn, h->expires_at, 'k', kk->data, kk->val.mv_size);
+	return 0;
+}
+
+static int
+ns_get(struct store *st, MDB_txn *txn, const char *ns, size_t nslen,
+    struct kv_stats *s)
+{
+	MDB_val k = { nslen, (void *)ns }, v;
+	int rc = mdb_get(txn, st->kvns, &k, &v);
+
+	if (rc == MDB_NOTFOUND) {
+		memset(s, 0, sizeof *s);
+		return 0;
+	}
+	if (rc == 0 && v.mv_size != sizeof *s)
+		return MDB_CORRUPTED;
+	if (rc == 0)
+		memcpy(s, v.mv_data, sizeof *s);
+	return rc;
+}
+
+static int
+ns_put(struct store *st, MDB_txn *txn, const char *ns, size_t nslen,
+    const struct kv_stats *s)
+{
+	MDB_val k = { nslen, (void *)ns }, v = { sizeof *s, (void *)s };
+
+	return mdb_put(txn, st->kvns, &k, &v, 0);
+}
+
+/* Delete a record, raising the namespace's version floor past it. */
+static int
+kv_drop(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+    const struct kv_rec *r, struct kv_stats *s)
+{
+	if (r->h.version > s->version_floor)
+		s->version_floor = r->h.version;
+	s->keys--;
+	return mdb_del(txn, st->kv, (MDB_val *)&kk->val, NULL);
+}
+
+/* Load a live record: an expired one is dropped first (writes) or just
+ * reported absent (reads). */
+static int
+kv_load(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+    struct kv_rec *r, struct kv_stats *s, int64_t now, bool write)
+{
+	int rc = kv_get(st, txn, kk, r);
+
+	if (rc != 0 || r->h.expires_at == 0 || r->h.expires_at > now)
+		return rc;
+	if (!write)
+		return MDB_NOTFOUND;
+	s->expired++;
+	rc = kv_drop(st, txn, kk, r, s);
+	return rc ? rc : MDB_NOTFOUND;
+}
+
+static void
+result_from_rec(struct kv_result *res, const struct kv_rec *r)
+{
+	res->version = r->h.version;
+	res->updated_at = r->h.updated_at;
+	res->expires_at = r->h.expires_at;
+	res->value.len = 0;
+	buf_append(&res->value, r->value, r->h.value_len);
+}
+
+/* Write value as the next version of the record (or a new one). */
+static int
+kv_write(struct store *st, MDB_txn *txn, struct kv_op *op,
+    const struct kv_key *kk, const struct kv_rec *old, bool exists,
+    const char *value, size_t len, struct kv_stats *s)
+{
+	struct kv_hdr h = {
+		.version = exists ? old->h.version + 1 : s->version_floor + 1,
+		.updated_at = op->now,
+		.expires_at = op->ttl_ms > 0 ? op->now + op->ttl_ms :
+		    (exists ? old->h.expires_at : 0),
+		.value_len = (uint32_t)len,
+	};
+
+	if (!exists)
+		s->keys++;
+	op->res.ok = true;
+	op->res.version = h.version;
+	op->res.updated_at = h.updated_at;
+	op->res.expires_at = h.expires_at;
+	return kv_put(st, txn, kk, &h, value);
+}
+
+static bool
+cas_matches(const struct kv_op *op, bool exists, const struct kv_rec *r)
+{
+	if (!op->has_cas)
+		return true;
+	return op->cas == (exists ? r->h.version : 0);
+}
+
+static int
+kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
+    const struct kv_key *kk, struct kv_stats *s)
+{
+	struct kv_rec r;
+	int rc = kv_load(st, txn, kk, &r, s, op->now, true);
+	bool exists = rc == 0;
+
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (!cas_matches(op, exists, &r)) {
+		s->cas_failures++;
+		op->res.ok = false;
+		op->res.reason = "version_mismatch";
+		op->res.version = exists ? r.h.version : 0;
+		return 0;
+	}
+	s->sets++;
+	return kv_write(st, txn, op, kk, &r, exists, op->value, op->value_len, s);
+}
+
+static int
+kv_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
+    const struct kv_key *kk, struct kv_stats *s)
+{
+	struct kv_rec r;
+	int rc = kv_load(st, txn, kk, &r, s, op->now, true);
+
+	op->res.ok = false;
+	if (rc == MDB_NOTFOUND) {
+		op->res.reason = "not_found";
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	op->res.version = r.h.version;
+	if (!cas_matches(op, true, &r)) {
+		s->cas_failures++;
+		op->res.reason = "version_mismatch";
+		return 0;
+	}
+	s->deletes++;
+	op->res.ok = true;
+	return kv_drop(st, txn, kk, &r, s);
+}
+
+/* The stored value as an integer counter; false if it is anything else. */
+static bool
+counter_value(const struct kv_rec *r, int64_t *v)
+{
+	char text[32], *end;
+
+	if (r->h.value_len == 0 || r->h.value_len >= sizeof text)
+		return false;
+	memcpy(text, r->value, r->h.value_len);
+	text[r->h.value_len] = '\0';
+	*v = strtoll(text, &end, 10);
+	return *end == '\0' && (text[0] == '-' || (text[0] >= '0' && text[0] <= '9'));
+}
+
+static int
+kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
+    const struct kv_key *kk, struct kv_stats *s)
+{
+	struct kv_rec r;
+	int64_t v = 0;
+	char text[32];
+	int rc = kv_load(st, txn, kk, &r, s, op->now, true), n;
+	bool exists = rc == 0;
+
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (exists && !counter_value(&r, &v)) {
+		op->res.ok = false;
+		op->res.reason = "not_a_counter";
+		return 0;
+	}
+	if (__builtin_add_overflow(v, op->by, &v)) {
+		op->res.ok = false;
+		op->res.reason = "overflow";
+		return 0;
+	}
+	n = snprintf(text, sizeof text, "%lld", (long long)v);
+	s->incrs++;
+	op->res.counter = v;
+	return kv_write(st, txn, op, kk, &r, exists, text, (size_t)n, s);
+}
+
+static int
+kv_read(struct store *st, MDB_txn *txn, struct kv_op *op,
+    const struct kv_key *kk, struct kv_stats *s)
+{
+	struct kv_rec r;
+	int rc = kv_load(st, txn, kk, &r, s, op->now, false);
+
+	op->res.ok = rc == 0;
+	if (rc == 0)
+		result_from_rec(&op->res, &r);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum casq_err
+kv_apply(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct kv_op *op = arg;
+	size_t nslen = strlen(op->ns);
+	struct kv_stats s, before;
+	struct kv_key kk;
+	int rc;
+
+	if (op->kind == KV_STATS) {
+		MDB_val k = { nslen, (void *)op->ns }, v;
+
+		if ((rc = mdb_get(txn, st->kvns, &k, &v)) == MDB_NOTFOUND)
+			return E_NO_NAMESPACE;
+		if (rc == 0 && (rc = ns_get(st, txn, op->ns, nslen, &s)) == 0) {
+			op->res.ok = true;
+			op->res.stats = s;
+		}
+		return store_map_error(rc, "read namespace");
+	}
+	if ((rc = ns_get(st, txn, op->ns, nslen, &s)) != 0)
+		return store_map_error(rc, "read namespace");
+	before = s;
+	kv_key_make(&kk, op->ns, op->key, strlen(op->key));
+	switch (op->kind) {
+	case KV_GET:    rc = kv_read(st, txn, op, &kk, &s); break;
+	case KV_SET:    rc = kv_set(st, txn, op, &kk, &s); break;
+	case KV_DELETE: rc = kv_delete(st, txn, op, &kk, &s); break;
+	case KV_INCR:   rc = kv_incr(st, txn, op, &kk, &s); break;
+	case KV_STATS:  break;
+	}
+	if (rc == 0 && memcmp(&s, &before, sizeof s) != 0)
+		rc = ns_put(st, txn, op->ns, nslen, &s);
+	return store_map_error(rc, "kv operation");
+}
+
+int
+kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
+    size_t reflen)
+{
+	const char *slash = memchr(ref, '/', reflen);
+	struct kv_key kk;
+	struct kv_stats s;
+	struct kv_rec r;
+	size_t nslen;
+	int rc;
+
+	if (slash == NULL || reflen >= sizeof kk.data)
+		return 0;
+	nslen = (size_t)(slash - ref);
+	memcpy(kk.data, ref, reflen);
+	kk.data[reflen] = '\0';
+	kk.val.mv_data = kk.data;
+	kk.val.mv_size = reflen;
+	rc = kv_get(st, txn, &kk, &r);
+	if (rc == MDB_NOTFOUND || (rc == 0 && r.h.expires_at != due))
+		return 0;		/* deleted, or given a new ttl since */
+	if (rc != 0 || (rc = ns_get(st, txn, ref, nslen, &s)) != 0)
+		return rc;
+	s.expired++;
+	if ((rc = kv_drop(st, txn, &kk, &r, &s)) != 0)
+		return rc;
+	return ns_put(st, txn, ref, nslen, &s);
+}
