@@ -17,6 +17,7 @@ struct config {
 	const char *keys_file;
 	const char *pid_file;
 	int         workers;
+	int         threads;	/* serving threads per worker */
 	size_t      map_size;
 	bool        relaxed;
 	int         shutdown_timeout_s;

@@ -200,6 +200,34 @@ param_add_json(struct request *req, const char *name, yajl_val v)
 	return err;
 }
 
+/* Nesting depth of a JSON text, strings skipped. yajl frees its tree
+ * recursively, so a body of 60,000 '[' must be refused before parsing. */
+static int
+json_depth(const char *s, size_t n)
+{
+	int depth = 0, max = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max)
+				max = depth;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return max;
+}
+
 static enum casq_err
 parse_json(struct request *req)
 {
@@ -210,6 +238,8 @@ parse_json(struct request *req)
 	/* the worker NUL-terminates the body; a NUL inside is not JSON */
 	if (strlen(req->body) != req->body_len)
 		return E_MALFORMED_JSON;
+	if (json_depth(req->body, req->body_len) > JSON_DEPTH_MAX + 1)
+		return E_BAD_PAYLOAD;
 	root = yajl_tree_parse(req->body, errbuf, sizeof errbuf);
 	if (root == NULL || root->type != yajl_t_object) {
 		yajl_tree_free(root);

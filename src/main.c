@@ -19,6 +19,7 @@
 
 #define EXIT_USAGE	2
 #define WORKERS_MAX	256
+#define THREADS_MAX	256
 #define MAP_SIZE_MIN	(256UL << 10)	/* below this LMDB cannot hold the schema */
 
 static void
@@ -33,7 +34,8 @@ usage(FILE *f)
 	    "  -m, --socket-mode MODE  permissions of a unix socket (default 0660)\n"
 	    "  -d, --data DIR          LMDB environment directory (default /var/lib/casq)\n"
 	    "  -k, --keys FILE         API keys file, name:sha256 per line (required)\n"
-	    "  -w, --workers N         worker processes (default 4)\n"
+	    "  -w, --workers N         worker processes (default 2)\n"
+	    "  -t, --threads N         serving threads per worker (default 16)\n"
 	    "  -s, --map-size SIZE     database size limit, e.g. 512M, 4G (default 1G)\n"
 	    "  -D, --durability MODE   full (default) or relaxed; see docs/storage.md\n"
 	    "  -L, --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -116,6 +118,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "data",        required_argument, NULL, 'd' },
 		{ "keys",        required_argument, NULL, 'k' },
 		{ "workers",     required_argument, NULL, 'w' },
+		{ "threads",     required_argument, NULL, 't' },
 		{ "map-size",    required_argument, NULL, 's' },
 		{ "durability",  required_argument, NULL, 'D' },
 		{ "log-level",   required_argument, NULL, 'L' },
@@ -130,7 +133,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:s:D:L:p:I:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:t:s:D:L:p:I:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': cfg->listen = optarg; break;
 		case 'm':
@@ -141,6 +144,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 		case 'd': cfg->data_dir = optarg; break;
 		case 'k': cfg->keys_file = optarg; break;
 		case 'w': cfg->workers = parse_int(optarg, 1, WORKERS_MAX, "worker count"); break;
+		case 't': cfg->threads = parse_int(optarg, 1, THREADS_MAX, "thread count"); break;
 		case 's': cfg->map_size = parse_size(optarg); break;
 		case 'D':
 			if (strcmp(optarg, "full") != 0 && strcmp(optarg, "relaxed") != 0)
@@ -211,7 +215,11 @@ main(int argc, char **argv)
 	struct config cfg = {
 		.socket_mode = 0660,
 		.data_dir = "/var/lib/casq",
-		.workers = 4,
+		/* Two processes of 16 threads: more than Marketo's 20
+		 * connections per instance, and one process can die without
+		 * taking the service down. */
+		.workers = 2,
+		.threads = 16,
 		.map_size = 1UL << 30,
 		.shutdown_timeout_s = 10,
 		/* Marketo admins retry within minutes or hours; a day covers a

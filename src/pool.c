@@ -225,8 +225,9 @@ pool_run(const struct config *cfg, struct listener *l)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("casqd %s: %d workers, data %s, durability %s", PACKAGE_VERSION,
-	    cfg->workers, cfg->data_dir, cfg->relaxed ? "relaxed" : "full");
+	log_info("casqd %s: %d workers x %d threads, data %s, durability %s",
+	    PACKAGE_VERSION, cfg->workers, cfg->threads, cfg->data_dir,
+	    cfg->relaxed ? "relaxed" : "full");
 	for (int i = 0; i < cfg->workers; i++)
 		slot_spawn(&p, i, &origmask);
 	while (!got_term) {

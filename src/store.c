@@ -115,6 +115,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	committer_stop(st);
 	mdb_env_close(st->env);
 	free(st);
 }
@@ -275,10 +276,8 @@ store_sweep_due(struct store *st, int64_t now)
 	return due;
 }
 
-/* The sweep runs in a nested transaction: if it fails (a full map), the
- * request's own operation still runs. */
-static void
-sweep_before_write(struct store *st, MDB_txn *txn, int64_t now)
+void
+store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now)
 {
 	MDB_txn *child;
 
@@ -297,10 +296,12 @@ store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
 	MDB_txn *txn;
 	enum casq_err err;
 
+	if (write && st->committer)
+		return committer_run(st, now, fn, op);
 	if ((err = store_begin(st, write, &txn)) != E_OK)
 		return err;
 	if (write)
-		sweep_before_write(st, txn, now);
+		store_sweep_nested(st, txn, now);
 	err = fn(st, txn, op);
 	if (err != E_OK || !write) {
 		mdb_txn_abort(txn);

@@ -38,6 +38,7 @@ struct store {
 	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
+	struct committer *committer;	/* group commit, when started */
 };
 
 struct store_config {
@@ -69,6 +70,17 @@ typedef enum casq_err (*store_apply_fn)(struct store *st, MDB_txn *txn, void *op
 enum casq_err store_run(struct store *st, bool write, int64_t now,
 	store_apply_fn fn, void *op);
 enum casq_err store_begin(struct store *st, bool write, MDB_txn **txn);
+/* Sweep a few due entries in a child of txn; a failure there (a full
+ * map) leaves txn as it was, so the caller's own work still runs. */
+void store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now);
+
+/* --- group commit (store_batch.c) --- */
+/* Start a committer thread: from then on store_run's writes are queued
+ * and committed in batches of up to max_batch operations. */
+int  committer_start(struct store *st, int max_batch);
+void committer_stop(struct store *st);
+enum casq_err committer_run(struct store *st, int64_t now, store_apply_fn fn,
+	void *op);
 enum casq_err store_commit(MDB_txn *txn);
 enum casq_err store_map_error(int rc, const char *what);
 /* Handle up to limit due entries of the expiry index; counts may be NULL. */

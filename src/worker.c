@@ -1,18 +1,26 @@
 /*
  * worker.c - one worker process: opens its own LMDB environment after the
- * fork, then serves FastCGI requests one at a time until told to stop.
+ * fork, starts the group committer, and serves FastCGI requests on
+ * several threads until told to stop.
  *
- * Stopping: SIGTERM is blocked except while the worker waits in ppoll(),
- * so it can only arrive between requests; an in-flight request always
- * finishes and gets its answer.
+ * Threads: each serving thread owns one FCGX_Request. A per-process
+ * accept lock lets one thread at a time wait for a connection, so a new
+ * connection wakes one thread, not all of them. Reads run in the serving
+ * thread; writes are handed to the committer (store_batch.c), which
+ * commits everything that queued up during the previous flush at once.
+ *
+ * Stopping: every thread blocks SIGTERM; the main thread alone waits for
+ * it, then writes to a pipe that every serving thread polls. A thread in
+ * the middle of a request finishes it (and its answer) first.
  *
  * Kept-alive upstream connections: every response closes its FastCGI
  * connection (keepConnection is cleared before finishing), so an idle
- * connection that nginx keeps in its pool can never pin a worker.
+ * connection that nginx keeps in its pool can never pin a thread.
  */
 #include <errno.h>
 #include <fcgiapp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +32,25 @@
 #include "http.h"
 #include "store.h"
 
-/* How often an idle worker wakes: to sync in relaxed mode and to notice a
- * master that died. */
+/* How often the main thread wakes: to sweep expired entries, to sync in
+ * relaxed mode and to notice a master that died. */
 #define WORKER_TICK_MS	1000
-/* Due entries an idle worker expires per transaction: a few milliseconds
- * of work, so a request arriving meanwhile barely waits. */
+/* Due entries expired per tick: a few milliseconds of work, so the
+ * requests queued behind that commit barely wait. */
 #define IDLE_SWEEP_BATCH	256
+/* Operations per commit at most: bounds the latency one batch adds. */
+#define COMMIT_BATCH_MAX	256
+/* Serving threads' stacks: request handling is shallow (JSON nesting is
+ * capped at 32 before anything recurses). */
+#define THREAD_STACK_SIZE	(512 * 1024)
+
+struct worker {
+	const struct config *cfg;
+	struct app           app;
+	int                  listen_fd;
+	int                  stop_pipe[2];	/* written once: stop */
+	pthread_mutex_t      accept_lock;
+};
 
 static volatile sig_atomic_t worker_stop;
 
@@ -111,27 +132,80 @@ handle_request(struct app *app, FCGX_Request *fr)
 	response_free(&res);
 }
 
-/* Wait for a connection with SIGTERM deliverable; 1 when one may be
- * ready, 0 on a tick or a signal. */
-static int
-wait_for_connection(int fd, const sigset_t *waitmask)
+/* Wait until a connection may be ready (true) or the worker stops. */
+static bool
+wait_for_connection(struct worker *w)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	struct timespec tick = { WORKER_TICK_MS / 1000, (WORKER_TICK_MS % 1000) * 1000000L };
-	int rc = ppoll(&pfd, 1, &tick, waitmask);
+	struct pollfd pfd[2] = {
+		{ .fd = w->listen_fd, .events = POLLIN },
+		{ .fd = w->stop_pipe[0], .events = POLLIN },
+	};
 
-	if (rc < 0 && errno != EINTR)
-		log_warn("poll: %s", strerror(errno));
-	return rc > 0;
+	for (;;) {
+		int rc = poll(pfd, 2, -1);
+
+		if (rc < 0 && errno != EINTR) {
+			log_warn("poll: %s", strerror(errno));
+			return false;
+		}
+		if (rc > 0 && pfd[1].revents)
+			return false;
+		if (rc > 0 && pfd[0].revents)
+			return true;
+	}
 }
 
-static int
-worker_setup(const struct config *cfg, struct app *app, sigset_t *waitmask)
+/* Take the next connection; false when the worker stops. */
+static bool
+accept_next(struct worker *w, FCGX_Request *fr)
 {
-	struct store_config sc = { cfg->data_dir, cfg->map_size, cfg->relaxed };
+	bool got = false;
+
+	pthread_mutex_lock(&w->accept_lock);
+	while (!got && wait_for_connection(w))
+		/* Another process may have taken it: accept fails with
+		 * EAGAIN and we wait again. */
+		got = FCGX_Accept_r(fr) >= 0;
+	pthread_mutex_unlock(&w->accept_lock);
+	return got;
+}
+
+static void *
+serve_thread(void *arg)
+{
+	struct worker *w = arg;
+	FCGX_Request fr;
+
+	FCGX_InitRequest(&fr, w->listen_fd, 0);
+	while (accept_next(w, &fr)) {
+		handle_request(&w->app, &fr);
+		fr.keepConnection = 0;
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	return NULL;
+}
+
+/* Relaxed mode skips the meta-page flush on commit; flush it once per
+ * tick so at most about a second of commits is at risk. */
+static void
+tick(struct worker *w)
+{
+	int64_t now = clock_now_ms();
+
+	if (store_sweep_due(w->app.store, now))
+		store_sweep_batch(w->app.store, now, IDLE_SWEEP_BATCH);
+	if (w->cfg->relaxed)
+		store_sync(w->app.store);
+}
+
+/* Signals: SIGTERM/SIGINT blocked everywhere; waitmask unblocks them for
+ * the main thread's wait only. */
+static void
+worker_signals(sigset_t *waitmask)
+{
 	struct sigaction sa = { .sa_handler = on_stop };
 	sigset_t block;
-	char why[256];
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
@@ -145,79 +219,68 @@ worker_setup(const struct config *cfg, struct app *app, sigset_t *waitmask)
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 	sigdelset(waitmask, SIGTERM);
 	sigdelset(waitmask, SIGINT);
+}
 
-	app->idem_ttl_ms = cfg->idem_ttl_ms;
+static int
+worker_open(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	struct store_config sc = { cfg->data_dir, cfg->map_size, cfg->relaxed };
+	char why[256];
+
+	w->app.idem_ttl_ms = cfg->idem_ttl_ms;
 	/* Never inherit an environment across fork: open our own. */
-	if (store_open(&sc, &app->store, why, sizeof why) != 0 ||
-	    (app->keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
+	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
+	    (w->app.keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
 		log_error("worker start failed: %s", why);
-		store_close(app->store);
 		return -1;
 	}
-	if (FCGX_Init() != 0) {
-		log_error("FCGX_Init failed");
+	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
+	    pipe(w->stop_pipe) != 0 || FCGX_Init() != 0) {
+		log_error("worker start failed: %s", strerror(errno));
 		return -1;
 	}
+	pthread_mutex_init(&w->accept_lock, NULL);
 	return 0;
-}
-
-/* Relaxed mode skips the meta-page flush on commit; flush it at least
- * once per tick so at most about a second of commits is at risk. */
-static void
-relaxed_sync(const struct config *cfg, struct app *app, int64_t *last_sync)
-{
-	int64_t now;
-
-	if (!cfg->relaxed || (now = clock_now_ms()) - *last_sync < WORKER_TICK_MS)
-		return;
-	store_sync(app->store);
-	*last_sync = now;
-}
-
-/* Expiry while nobody writes: writes also sweep a few entries each, but
- * a quiet service still has to let values, leases and ids go on time. */
-static void
-idle_sweep(struct app *app)
-{
-	int64_t now = clock_now_ms();
-
-	if (store_sweep_due(app->store, now))
-		store_sweep_batch(app->store, now, IDLE_SWEEP_BATCH);
 }
 
 int
 worker_main(const struct config *cfg, int listen_fd)
 {
-	struct app app = { 0 };
-	FCGX_Request fr;
+	struct worker w = { .cfg = cfg, .listen_fd = listen_fd };
+	struct timespec ts = { WORKER_TICK_MS / 1000, 0 };
+	pthread_t *threads = xcalloc((size_t)cfg->threads, sizeof *threads);
+	pthread_attr_t attr;
 	sigset_t waitmask;
 	pid_t master = getppid();
-	unsigned long served = 0;
-	int64_t last_sync = clock_now_ms();
+	int started = 0, rc = 0;
 
-	if (worker_setup(cfg, &app, &waitmask) != 0)
-		return 1;
-	FCGX_InitRequest(&fr, listen_fd, 0);
-	log_debug("worker ready");
-	while (!worker_stop && getppid() == master) {
-		relaxed_sync(cfg, &app, &last_sync);
-		if (!wait_for_connection(listen_fd, &waitmask)) {
-			idle_sweep(&app);
-			continue;
-		}
-		/* Another worker may have taken it: accept fails with EAGAIN. */
-		if (FCGX_Accept_r(&fr) < 0)
-			continue;
-		handle_request(&app, &fr);
-		fr.keepConnection = 0;
-		FCGX_Finish_r(&fr);
-		served++;
+	worker_signals(&waitmask);
+	if (worker_open(&w) != 0) {
+		rc = 1;
+		goto out;
 	}
-	FCGX_Free(&fr, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
+	for (; started < cfg->threads; started++)
+		if (pthread_create(&threads[started], &attr, serve_thread, &w) != 0)
+			break;
+	pthread_attr_destroy(&attr);
+	log_debug("worker ready: %d thread(s)", started);
+	while (!worker_stop && getppid() == master && started > 0) {
+		pselect(0, NULL, NULL, NULL, &ts, &waitmask);
+		if (!worker_stop)
+			tick(&w);
+	}
+	(void)!write(w.stop_pipe[1], "x", 1);
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
 	if (cfg->relaxed)
-		store_sync(app.store);	/* a graceful stop loses nothing */
-	store_close(app.store);
-	keyring_free(app.keys);
-	log_debug("worker exiting after %lu request(s)", served);
-	return 0;
+		store_sync(w.app.store);	/* a graceful stop loses nothing */
+	rc = started > 0 ? 0 : 1;
+out:
+	store_close(w.app.store);	/* stops the committer first */
+	keyring_free(w.app.keys);
+	free(threads);
+	return rc;
 }

@@ -1,0 +1,174 @@
+/*
+ * store_batch.c - group commit. A durable LMDB commit costs two flushes
+ * whether it carries one operation or a hundred, so a worker process runs
+ * one committer thread: request threads queue their write operations,
+ * and while one commit is being flushed the next batch gathers. Each
+ * operation runs in a nested transaction, so one that fails (a full map,
+ * a counter that is not one) is rolled back alone; every reply still
+ * waits until the commit that carries its operation is durable.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "store.h"
+
+struct batch_req {
+	store_apply_fn    fn;
+	void             *op;
+	int64_t           now;
+	enum casq_err     err;
+	bool              done;
+	struct batch_req *next;
+};
+
+struct committer {
+	struct store     *st;
+	pthread_t         thread;
+	pthread_mutex_t   mu;
+	pthread_cond_t    work;		/* the committer waits for requests */
+	pthread_cond_t    done;		/* request threads wait for their commit */
+	struct batch_req *head, **tail;
+	bool              stop;
+	int               max_batch;
+	uint64_t          batches, ops;
+};
+
+/* Apply one request in a child transaction of the batch. */
+static void
+batch_apply_one(struct store *st, MDB_txn *txn, struct batch_req *r)
+{
+	MDB_txn *child;
+	int rc = mdb_txn_begin(st->env, txn, 0, &child);
+
+	if (rc != 0) {
+		r->err = store_map_error(rc, "begin nested transaction");
+		return;
+	}
+	r->err = r->fn(st, child, r->op);
+	if (r->err == E_OK)
+		r->err = store_map_error(mdb_txn_commit(child), "commit nested transaction");
+	else
+		mdb_txn_abort(child);
+}
+
+static void
+batch_commit(struct store *st, struct batch_req *batch)
+{
+	enum casq_err err;
+	MDB_txn *txn;
+
+	if ((err = store_begin(st, true, &txn)) == E_OK) {
+		store_sweep_nested(st, txn, batch->now);
+		for (struct batch_req *r = batch; r; r = r->next)
+			batch_apply_one(st, txn, r);
+		err = store_commit(txn);
+	}
+	/* The commit failed: nothing in it happened, so nothing succeeded. */
+	if (err != E_OK)
+		for (struct batch_req *r = batch; r; r = r->next)
+			if (r->err == E_OK)
+				r->err = err;
+}
+
+/* Detach up to max_batch requests from the queue (lock held). */
+static struct batch_req *
+batch_take(struct committer *c, int *n)
+{
+	struct batch_req *batch = c->head, *last = c->head;
+
+	for (*n = 1; *n < c->max_batch && last->next; (*n)++)
+		last = last->next;
+	c->head = last->next;
+	if (c->head == NULL)
+		c->tail = &c->head;
+	last->next = NULL;
+	return batch;
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct committer *c = arg;
+	struct batch_req *batch;
+	int n;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->head == NULL && !c->stop)
+			pthread_cond_wait(&c->work, &c->mu);
+		if (c->head == NULL)
+			break;
+		batch = batch_take(c, &n);
+		pthread_mutex_unlock(&c->mu);
+		batch_commit(c->st, batch);
+		pthread_mutex_lock(&c->mu);
+		c->batches++;
+		c->ops += (uint64_t)n;
+		/* r->next is read before r->done is set: once done, the
+		 * request thread may free r. */
+		for (struct batch_req *r = batch, *next; r; r = next) {
+			next = r->next;
+			r->done = true;
+		}
+		pthread_cond_broadcast(&c->done);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int
+committer_start(struct store *st, int max_batch)
+{
+	struct committer *c = xcalloc(1, sizeof *c);
+
+	c->st = st;
+	c->tail = &c->head;
+	c->max_batch = max_batch;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->work, NULL);
+	pthread_cond_init(&c->done, NULL);
+	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+		free(c);
+		return -1;
+	}
+	st->committer = c;
+	return 0;
+}
+
+void
+committer_stop(struct store *st)
+{
+	struct committer *c = st->committer;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->work);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	if (c->batches > 0)
+		log_debug("group commit: %llu operation(s) in %llu commit(s)",
+		    (unsigned long long)c->ops, (unsigned long long)c->batches);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->done);
+	free(c);
+	st->committer = NULL;
+}
+
+enum casq_err
+committer_run(struct store *st, int64_t now, store_apply_fn fn, void *op)
+{
+	struct committer *c = st->committer;
+	struct batch_req r = { .fn = fn, .op = op, .now = now };
+
+	pthread_mutex_lock(&c->mu);
+	*c->tail = &r;
+	c->tail = &r.next;
+	pthread_cond_signal(&c->work);
+	while (!r.done)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	return r.err;
+}
