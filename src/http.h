@@ -53,6 +53,12 @@ struct response {
 
 /* --- http_request.c --- */
 enum casq_err request_parse_params(struct request *req);
+/* Add a parameter, or accept a repeat with the same value
+ * (E_CONFLICTING_PARAM when it differs). */
+enum casq_err request_param_add(struct request *req, const char *name,
+	size_t nlen, const char *value, size_t vlen, enum param_kind kind);
+/* http_json.c: the members of a JSON object body as parameters. */
+enum casq_err json_body_parse(struct request *req);
 const struct param *request_param(const struct request *req, const char *name);
 void request_free(struct request *req);
 /* Percent-decode s[0..n) ('+' is a space when plus_is_space). */

@@ -12,14 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 #include "http.h"
 
-/* Nesting deeper than this in a JSON value is refused: payloads are lead
- * data, and yajl's generator stops at 128 anyway. */
-#define JSON_DEPTH_MAX	32
 
 static int
 hexval(int c)
@@ -66,9 +61,8 @@ request_param(const struct request *req, const char *name)
 	return NULL;
 }
 
-/* Add a parameter, or accept a repeat with the same value. */
-static enum casq_err
-param_add(struct request *req, const char *name, size_t nlen,
+enum casq_err
+request_param_add(struct request *req, const char *name, size_t nlen,
     const char *value, size_t vlen, enum param_kind kind)
 {
 	struct param *p;
@@ -108,146 +102,13 @@ parse_form(struct request *req, const char *s, size_t n)
 			    !url_decode(s + eq + (eq < end), end - eq - (eq < end), true, &value))
 				err = E_MALFORMED_FORM;
 			else if (name.len > 0)
-				err = param_add(req, name.data, name.len,
+				err = request_param_add(req, name.data, name.len,
 				    value.data, value.len, PARAM_STRING);
 		}
 		i = end + 1;
 	}
 	buf_free(&name);
 	buf_free(&value);
-	return err;
-}
-
-static bool json_gen_value(yajl_gen g, yajl_val v, int depth);
-
-static bool
-json_gen_object(yajl_gen g, yajl_val v, int depth)
-{
-	if (yajl_gen_map_open(g) != yajl_gen_status_ok)
-		return false;
-	for (size_t i = 0; i < v->u.object.len; i++) {
-		const char *k = v->u.object.keys[i];
-		if (yajl_gen_string(g, (const unsigned char *)k, strlen(k)) != yajl_gen_status_ok ||
-		    !json_gen_value(g, v->u.object.values[i], depth + 1))
-			return false;
-	}
-	return yajl_gen_map_close(g) == yajl_gen_status_ok;
-}
-
-/* Re-emit a parsed value compactly: the canonical text we store. */
-static bool
-json_gen_value(yajl_gen g, yajl_val v, int depth)
-{
-	if (depth > JSON_DEPTH_MAX)
-		return false;
-	switch (v->type) {
-	case yajl_t_string:
-		return yajl_gen_string(g, (const unsigned char *)v->u.string,
-		    strlen(v->u.string)) == yajl_gen_status_ok;
-	case yajl_t_number:
-		return yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r)) == yajl_gen_status_ok;
-	case yajl_t_true:
-	case yajl_t_false:
-		return yajl_gen_bool(g, v->type == yajl_t_true) == yajl_gen_status_ok;
-	case yajl_t_null:
-		return yajl_gen_null(g) == yajl_gen_status_ok;
-	case yajl_t_object:
-		return json_gen_object(g, v, depth);
-	case yajl_t_array:
-		if (yajl_gen_array_open(g) != yajl_gen_status_ok)
-			return false;
-		for (size_t i = 0; i < v->u.array.len; i++)
-			if (!json_gen_value(g, v->u.array.values[i], depth + 1))
-				return false;
-		return yajl_gen_array_close(g) == yajl_gen_status_ok;
-	default:
-		return false;
-	}
-}
-
-static enum casq_err
-param_add_json(struct request *req, const char *name, yajl_val v)
-{
-	const unsigned char *out;
-	size_t outlen;
-	enum casq_err err;
-	yajl_gen g;
-
-	switch (v->type) {
-	case yajl_t_string:
-		return param_add(req, name, strlen(name), v->u.string,
-		    strlen(v->u.string), PARAM_STRING);
-	case yajl_t_number:
-		return param_add(req, name, strlen(name), v->u.number.r,
-		    strlen(v->u.number.r), PARAM_NUMBER);
-	case yajl_t_true:
-		return param_add(req, name, strlen(name), "true", 4, PARAM_BOOL);
-	case yajl_t_false:
-		return param_add(req, name, strlen(name), "false", 5, PARAM_BOOL);
-	case yajl_t_null:
-		return E_OK;	/* null means "not given" */
-	default:
-		break;
-	}
-	g = yajl_gen_alloc(NULL);
-	if (!json_gen_value(g, v, 1)) {
-		yajl_gen_free(g);
-		return E_BAD_PAYLOAD;
-	}
-	yajl_gen_get_buf(g, &out, &outlen);
-	err = param_add(req, name, strlen(name), (const char *)out, outlen, PARAM_JSON);
-	yajl_gen_free(g);
-	return err;
-}
-
-/* Nesting depth of a JSON text, strings skipped. yajl frees its tree
- * recursively, so a body of 60,000 '[' must be refused before parsing. */
-static int
-json_depth(const char *s, size_t n)
-{
-	int depth = 0, max = 0;
-	bool in_string = false;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == '{' || c == '[') {
-			if (++depth > max)
-				max = depth;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return max;
-}
-
-static enum casq_err
-parse_json(struct request *req)
-{
-	char errbuf[128];
-	yajl_val root;
-	enum casq_err err = E_OK;
-
-	/* the worker NUL-terminates the body; a NUL inside is not JSON */
-	if (strlen(req->body) != req->body_len)
-		return E_MALFORMED_JSON;
-	if (json_depth(req->body, req->body_len) > JSON_DEPTH_MAX + 1)
-		return E_BAD_PAYLOAD;
-	root = yajl_tree_parse(req->body, errbuf, sizeof errbuf);
-	if (root == NULL || root->type != yajl_t_object) {
-		yajl_tree_free(root);
-		return E_MALFORMED_JSON;
-	}
-	for (size_t i = 0; i < root->u.object.len && err == E_OK; i++)
-		err = param_add_json(req, root->u.object.keys[i], root->u.object.values[i]);
-	yajl_tree_free(root);
 	return err;
 }
 
@@ -274,8 +135,10 @@ body_format(const struct request *req)
 		return BODY_NONE;
 	if (media_type_is(ct, "application/json"))
 		return BODY_JSON;
+	/* A JSON template sent with a form type (Marketo's Content-Type is
+	 * not documented) still reads as JSON: no form body starts with '{'. */
 	if (media_type_is(ct, "application/x-www-form-urlencoded"))
-		return BODY_FORM;
+		return req->body[i] == '{' ? BODY_JSON : BODY_FORM;
 	/* No usable Content-Type: trust the body's first character. */
 	if (*ct == '\0' || media_type_is(ct, "text/plain") ||
 	    media_type_is(ct, "application/octet-stream"))
@@ -295,7 +158,7 @@ request_parse_params(struct request *req)
 	case BODY_NONE:
 		break;
 	case BODY_JSON:
-		err = parse_json(req);
+		err = json_body_parse(req);
 		break;
 	case BODY_FORM:
 		err = parse_form(req, req->body, req->body_len);

@@ -16,6 +16,7 @@
 #endif
 
 #include "daemon.h"
+#include "http.h"
 
 /* A worker that dies within this long of starting counts as crashing:
  * its restarts back off from 100 ms, doubling up to 30 s. */
@@ -137,6 +138,23 @@ reload_step(struct pool *p)
 	p->reload_next = -1;
 }
 
+/* SIGHUP: restart the workers so they read the keys file again, but only
+ * if it still reads: a broken file would take every worker down. */
+static void
+reload_begin(struct pool *p)
+{
+	char why[512];
+	struct keyring *kr = keyring_load(p->cfg->keys_file, why, sizeof why);
+
+	if (kr == NULL) {
+		log_error("SIGHUP ignored, workers keep their keys: %s", why);
+		return;
+	}
+	keyring_free(kr);
+	log_info("SIGHUP: restarting workers one by one");
+	p->reload_next = 0;
+}
+
 /* Milliseconds until the next scheduled restart, or -1 for none. */
 static int64_t
 next_restart_in(const struct pool *p)
@@ -235,8 +253,7 @@ pool_run(const struct config *cfg, struct listener *l)
 		reap(&p, false);
 		if (got_hup) {
 			got_hup = 0;
-			log_info("SIGHUP: restarting workers one by one");
-			p.reload_next = 0;
+			reload_begin(&p);
 		}
 		for (int i = 0; i < cfg->workers; i++)
 			if (p.slots[i].pid == 0 && p.slots[i].restart_at <= clock_now_ms())

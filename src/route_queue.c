@@ -42,9 +42,11 @@ queue_op_params(const struct request *req, struct queue_op *op,
 		/* FALLTHROUGH */
 	case QOP_ACK:
 		if (err == E_OK && (err = param_key(req, "key", &op->key)) == E_OK &&
-		    (err = param_text(req, "token", 128, E_BAD_PARAM, &op->token)) == E_OK &&
-		    op->token == NULL)
+		    (err = param_text(req, "token", 128, E_BAD_TOKEN, &op->token)) == E_OK &&
+		    (err = param_text(req, "claimant", CLAIMANT_MAX, E_BAD_CLAIMANT, &claimant)) == E_OK &&
+		    op->token == NULL && (claimant == NULL || *claimant == '\0'))
 			err = E_MISSING_TOKEN;
+		op->claimant = claimant ? claimant : "";
 		break;
 	case QOP_REMOVE:
 	case QOP_STATUS:

@@ -12,6 +12,14 @@
 
 /* Named databases; more than we use so later schemas need no flag change. */
 #define STORE_MAX_DBS		16
+/* New data is refused (507) while less than this much of the map is free:
+ * consumers must always be able to drain a full store, and claims and acks
+ * need free pages too (LMDB copies every page it changes). */
+#define HEADROOM_PCT		10
+#define HEADROOM_MIN_PAGES	32
+/* How long a free-space reading is trusted: counting the free list is a
+ * scan, so it runs at most this often, and only near the limit. */
+#define SPACE_CHECK_MS		100
 /* Reader slots: workers x threads plus headroom for mdb_stat/mdb_dump. */
 #define STORE_MAX_READERS	1024
 
@@ -336,4 +344,49 @@ store_sweep_batch(struct store *st, int64_t now, int limit)
 		    "%u stored response(s), %u claim record(s)", n->leases,
 		    n->values, n->onces, n->responses, n->claims);
 	return err;
+}
+
+/* Pages on LMDB's free list: each record of the free database holds a
+ * count followed by that many page numbers. */
+static size_t
+free_pages(struct store *st)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t n = 0;
+
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, 0, &cur) == 0) {
+		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t))
+				n += *(size_t *)v.mv_data;
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return n;
+}
+
+bool
+store_space_low(struct store *st, int64_t now)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	size_t pages, used, reserve;
+
+	if (now - st->space_checked_at < SPACE_CHECK_MS)
+		return st->space_low;
+	mdb_env_info(st->env, &info);
+	mdb_env_stat(st->env, &stat);
+	pages = info.me_mapsize / stat.ms_psize;
+	used = info.me_last_pgno + 1;
+	reserve = pages * HEADROOM_PCT / 100;
+	if (reserve < HEADROOM_MIN_PAGES)
+		reserve = HEADROOM_MIN_PAGES;
+	/* Far below the high-water mark nothing needs counting. */
+	st->space_low = used + reserve > pages &&
+	    used - free_pages(st) + reserve > pages;
+	st->space_checked_at = now;
+	return st->space_low;
 }

@@ -39,6 +39,8 @@ struct store {
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
 	struct committer *committer;	/* group commit, when started */
+	int64_t  space_checked_at;	/* store_space_low's cached answer */
+	bool     space_low;
 };
 
 struct store_config {
@@ -54,6 +56,9 @@ int  store_open(const struct store_config *cfg, struct store **out,
 void store_close(struct store *st);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
+/* True when the map is so full that new data must be refused (507) to
+ * keep room for the claims, acks and deletes that drain it. */
+bool store_space_low(struct store *st, int64_t now);
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
 

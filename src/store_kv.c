@@ -6,6 +6,7 @@
  * (version_floor), and a re-created key starts above it, so a cas value
  * read before a delete can never match by accident.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,11 @@ kv_write(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, const struct kv_rec *old, bool exists,
     const char *value, size_t len, struct kv_stats *s)
 {
-	struct kv_hdr h = {
+	struct kv_hdr h;
+
+	if ((!exists || len > old->h.value_len) && store_space_low(st, op->now))
+		return MDB_MAP_FULL;
+	h = (struct kv_hdr){
 		.version = exists ? old->h.version + 1 : s->version_floor + 1,
 		.updated_at = op->now,
 		.expires_at = op->ttl_ms > 0 ? op->now + op->ttl_ms :
@@ -229,18 +234,27 @@ kv_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
 	return kv_drop(st, txn, kk, &r, s);
 }
 
-/* The stored value as an integer counter; false if it is anything else. */
+/* The stored value as an integer counter: a JSON integer, or a string of
+ * one (a value set from a form field is stored as a string); false if it
+ * is anything else. */
 static bool
 counter_value(const struct kv_rec *r, int64_t *v)
 {
+	const char *p = r->value;
+	size_t n = r->h.value_len;
 	char text[32], *end;
 
-	if (r->h.value_len == 0 || r->h.value_len >= sizeof text)
+	if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
+		p++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof text)
 		return false;
-	memcpy(text, r->value, r->h.value_len);
-	text[r->h.value_len] = '\0';
+	memcpy(text, p, n);
+	text[n] = '\0';
+	errno = 0;
 	*v = strtoll(text, &end, 10);
-	return *end == '\0' && (text[0] == '-' || (text[0] >= '0' && text[0] <= '9'));
+	return errno == 0 && *end == '\0' && (text[0] == '-' || (text[0] >= '0' && text[0] <= '9'));
 }
 
 static int

@@ -43,6 +43,7 @@ struct item {
 /* A claim record: when, then the owner's name. */
 struct claim_hdr {
 	int64_t  claimed_at;
+	uint32_t attempts;	/* claims the item had, this one included */
 	uint16_t owner_len;
 };
 
@@ -192,9 +193,10 @@ stats_put(struct store *st, MDB_txn *txn, const char *queue,
 
 static int
 claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
-    int64_t now, const char *owner, size_t owner_len)
+    int64_t now, uint32_t attempts, const char *owner, size_t owner_len)
 {
-	struct claim_hdr h = { .claimed_at = now, .owner_len = (uint16_t)owner_len };
+	struct claim_hdr h = { .claimed_at = now, .attempts = attempts,
+	    .owner_len = (uint16_t)owner_len };
 	char rec[sizeof h + CLAIMANT_MAX];
 	MDB_val v = { sizeof h + owner_len, rec };
 	int rc;
@@ -227,6 +229,7 @@ claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
 	res->owner[h.owner_len] = '\0';
 	res->has_owner = true;
 	res->claimed_at = h.claimed_at;
+	res->attempts = h.attempts;
 	return 0;
 }
 
@@ -247,7 +250,9 @@ result_from_item(struct queue_result *res, const struct item *it)
 	}
 }
 
-/* A lease ran out: the item is ready again from the moment it expired. */
+/* A lease ran out: the item is ready again from the moment it expired.
+ * Token and claimant stay in the record until the next claim replaces
+ * them, so a late ack or release is told "lease_expired". */
 static int
 lease_expire(struct store *st, MDB_txn *txn, const char *queue,
     const struct item_key *ik, struct item *it, struct queue_stats *qs)
@@ -261,10 +266,8 @@ lease_expire(struct store *st, MDB_txn *txn, const char *queue,
 	h.state = ITEM_READY;
 	h.ready_at = h.lease_until;
 	h.lease_until = 0;
-	h.claimant_len = 0;
-	memset(h.token, 0, sizeof h.token);
 	if ((rc = index_put(txn, st->ready, queue, h.ready_at, h.seq, key)) != 0 ||
-	    (rc = item_put(st, txn, ik, &h, "", it->payload)) != 0 ||
+	    (rc = item_put(st, txn, ik, &h, it->claimant, it->payload)) != 0 ||
 	    (rc = item_get(st, txn, ik, it)) != 0)
 		return rc;
 	qs->leased--;
@@ -384,6 +387,8 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
+	if (store_space_low(st, op->now))
+		return MDB_MAP_FULL;
 	h.state = ITEM_READY;
 	h.seq = qs->next_seq++;
 	h.enqueued_at = op->now;
@@ -459,7 +464,7 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 		res->state = ITEM_LEASED;
 	} else {
 		if ((rc = mdb_del(txn, st->items, (MDB_val *)&ik->val, NULL)) != 0 ||
-		    (rc = claim_record_put(st, txn, ik, op->now, op->claimant, clen)) != 0)
+		    (rc = claim_record_put(st, txn, ik, op->now, h.attempts, op->claimant, clen)) != 0)
 			return rc;
 		res->state = ITEM_CLAIMED;
 		res->claimed_at = op->now;
@@ -510,39 +515,42 @@ op_claim(struct store *st, MDB_txn *txn, struct queue_op *op,
 	return take_item(st, txn, op, &ik, &it, qs);
 }
 
-/* Shared check of ack and release: the caller must hold the live lease. */
+/* Whether the caller is the lease's holder: by token, or, when no token
+ * is given, by the claimant name the lease was taken with (a Marketo flow
+ * may not see its mapped token field in time; its claimant it knows). */
+static bool
+lease_holder(const struct queue_op *op, const struct item *it)
+{
+	if (op->token != NULL)
+		return strlen(op->token) == TOKEN_HEX_LEN &&
+		    memcmp(op->token, it->h.token, TOKEN_HEX_LEN) == 0;
+	return *op->claimant != '\0' && strlen(op->claimant) == it->h.claimant_len &&
+	    memcmp(op->claimant, it->claimant, it->h.claimant_len) == 0;
+}
+
+/* Shared check of ack and release: the caller must hold the live lease.
+ * 0 when it does; MDB_NOTFOUND with res->reason when it does not. */
 static int
 lease_check(struct store *st, MDB_txn *txn, struct queue_op *op,
     const struct item_key *ik, struct item *it, struct queue_stats *qs)
 {
 	struct queue_result *res = &op->res;
-	bool was_leased;
-	int rc = item_get(st, txn, ik, it);
+	int rc = item_load(st, txn, op->queue, ik, it, qs, op->now);
 
 	res->ok = false;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
 	if (rc == MDB_NOTFOUND) {
 		res->reason = "not_leased";
-		return MDB_NOTFOUND;
+	} else if (it->h.state != ITEM_LEASED) {
+		/* an expired lease keeps its holder until the next claim */
+		res->reason = lease_holder(op, it) ? "lease_expired" : "not_leased";
+	} else if (!lease_holder(op, it)) {
+		res->reason = op->token ? "token_mismatch" : "claimant_mismatch";
+	} else {
+		return 0;
 	}
-	if (rc != 0)
-		return rc;
-	was_leased = it->h.state == ITEM_LEASED;
-	if (was_leased && it->h.lease_until <= op->now) {
-		if ((rc = lease_expire(st, txn, op->queue, ik, it, qs)) != 0)
-			return rc;
-		res->reason = "lease_expired";
-		return MDB_NOTFOUND;
-	}
-	if (!was_leased) {
-		res->reason = "not_leased";
-		return MDB_NOTFOUND;
-	}
-	if (strlen(op->token) != TOKEN_HEX_LEN ||
-	    memcmp(op->token, it->h.token, TOKEN_HEX_LEN) != 0) {
-		res->reason = "token_mismatch";
-		return MDB_NOTFOUND;
-	}
-	return 0;
+	return MDB_NOTFOUND;
 }
 
 static int
@@ -558,7 +566,7 @@ op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
 	if (rc != 0)
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
-	    (rc = claim_record_put(st, txn, &ik, op->now, it.claimant, it.h.claimant_len)) != 0 ||
+	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant, it.h.claimant_len)) != 0 ||
 	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
 		return rc;
 	qs->leased--;

@@ -13,11 +13,14 @@
  * it, then writes to a pipe that every serving thread polls. A thread in
  * the middle of a request finishes it (and its answer) first.
  *
- * Kept-alive upstream connections: every response closes its FastCGI
- * connection (keepConnection is cleared before finishing), so an idle
- * connection that nginx keeps in its pool can never pin a thread.
+ * Kept-alive upstream connections (nginx fastcgi_keep_conn): after its
+ * response, a kept connection goes back to an idle set that the accepting
+ * thread polls together with the listening socket. No thread ever sits on
+ * an idle connection, so however many nginx keeps open, a new request is
+ * served as soon as a thread is free.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fcgiapp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,6 +43,9 @@
 #define IDLE_SWEEP_BATCH	256
 /* Operations per commit at most: bounds the latency one batch adds. */
 #define COMMIT_BATCH_MAX	256
+/* Idle kept-alive connections per worker; nginx's own pool ("keepalive
+ * N" per nginx worker) stays far below this. Past it, connections close. */
+#define IDLE_CONN_MAX	256
 /* Serving threads' stacks: request handling is shallow (JSON nesting is
  * capped at 32 before anything recurses). */
 #define THREAD_STACK_SIZE	(512 * 1024)
@@ -49,7 +55,11 @@ struct worker {
 	struct app           app;
 	int                  listen_fd;
 	int                  stop_pipe[2];	/* written once: stop */
-	pthread_mutex_t      accept_lock;
+	int                  wake_pipe[2];	/* a connection became idle */
+	pthread_mutex_t      accept_lock;	/* one thread waits for work */
+	pthread_mutex_t      idle_lock;
+	int                  idle[IDLE_CONN_MAX];	/* kept-alive connections */
+	int                  nidle;
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -132,42 +142,135 @@ handle_request(struct app *app, FCGX_Request *fr)
 	response_free(&res);
 }
 
-/* Wait until a connection may be ready (true) or the worker stops. */
+/* Park a kept-alive connection until nginx sends its next request;
+ * false when the set is full (the caller closes it instead). */
 static bool
-wait_for_connection(struct worker *w)
+idle_add(struct worker *w, int fd)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = w->listen_fd, .events = POLLIN },
-		{ .fd = w->stop_pipe[0], .events = POLLIN },
-	};
+	bool added;
+
+	pthread_mutex_lock(&w->idle_lock);
+	added = w->nidle < IDLE_CONN_MAX;
+	if (added)
+		w->idle[w->nidle++] = fd;
+	pthread_mutex_unlock(&w->idle_lock);
+	if (added)
+		(void)!write(w->wake_pipe[1], "x", 1);
+	return added;
+}
+
+static void
+idle_remove(struct worker *w, int fd)
+{
+	pthread_mutex_lock(&w->idle_lock);
+	for (int i = 0; i < w->nidle; i++)
+		if (w->idle[i] == fd) {
+			w->idle[i] = w->idle[--w->nidle];
+			break;
+		}
+	pthread_mutex_unlock(&w->idle_lock);
+}
+
+/* Wait for work: a new connection (*fd = -1), a request on an idle
+ * kept-alive connection (*fd = it), or the stop (false). */
+static bool
+wait_for_work(struct worker *w, int *fd)
+{
+	struct pollfd pfd[3 + IDLE_CONN_MAX];
+	char drain[64];
 
 	for (;;) {
-		int rc = poll(pfd, 2, -1);
+		int n = 3, rc;
 
+		pfd[0] = (struct pollfd){ .fd = w->stop_pipe[0], .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = w->wake_pipe[0], .events = POLLIN };
+		pfd[2] = (struct pollfd){ .fd = w->listen_fd, .events = POLLIN };
+		pthread_mutex_lock(&w->idle_lock);
+		for (int i = 0; i < w->nidle; i++)
+			pfd[n++] = (struct pollfd){ .fd = w->idle[i], .events = POLLIN };
+		pthread_mutex_unlock(&w->idle_lock);
+		rc = poll(pfd, (nfds_t)n, -1);
 		if (rc < 0 && errno != EINTR) {
 			log_warn("poll: %s", strerror(errno));
 			return false;
 		}
-		if (rc > 0 && pfd[1].revents)
+		if (rc <= 0)
+			continue;
+		if (pfd[0].revents)
 			return false;
-		if (rc > 0 && pfd[0].revents)
+		if (pfd[1].revents)
+			(void)!read(w->wake_pipe[0], drain, sizeof drain);
+		for (int i = 3; i < n; i++)
+			if (pfd[i].revents) {
+				idle_remove(w, pfd[i].fd);
+				*fd = pfd[i].fd;
+				return true;
+			}
+		if (pfd[2].revents) {
+			*fd = -1;
 			return true;
+		}
 	}
 }
 
-/* Take the next connection; false when the worker stops. */
+/* Take the next request; false when the worker stops. */
 static bool
 accept_next(struct worker *w, FCGX_Request *fr)
 {
 	bool got = false;
+	int fd;
 
 	pthread_mutex_lock(&w->accept_lock);
-	while (!got && wait_for_connection(w))
-		/* Another process may have taken it: accept fails with
-		 * EAGAIN and we wait again. */
+	while (!got && wait_for_work(w, &fd)) {
+		/* fd >= 0: FCGX_Accept_r reads the next request from it (or
+		 * sees it closed, closes it and tries the listener). A new
+		 * connection may have gone to another process: EAGAIN, and
+		 * we wait again. */
+		fr->ipcFd = fd;
+		/* FCGX_Accept_r first "finishes" the previous request and
+		 * closes ipcFd unless keepConnection is set: set it, or the
+		 * idle connection would be dropped with a request on it. */
+		fr->keepConnection = fd >= 0;
 		got = FCGX_Accept_r(fr) >= 0;
+	}
 	pthread_mutex_unlock(&w->accept_lock);
 	return got;
+}
+
+/* Read what is left of the request's stdin, up to its end record: a kept
+ * connection must hold nothing of this request when the next one is read
+ * from it (libfcgi would take a stray stdin record for a protocol error
+ * and drop the connection with nginx's next request on it). A body too
+ * large to be worth reading closes the connection instead. */
+static void
+drain_stdin(FCGX_Request *fr)
+{
+	char sink[4096];
+	size_t total = 0;
+	int n;
+
+	while ((n = FCGX_GetStr(sink, sizeof sink, fr->in)) > 0)
+		if ((total += (size_t)n) > BODY_MAX) {
+			fr->keepConnection = 0;
+			return;
+		}
+}
+
+/* Finish the request; a connection nginx keeps open goes to the idle set
+ * instead of staying with this thread. */
+static void
+finish_request(struct worker *w, FCGX_Request *fr)
+{
+	if (fr->keepConnection)
+		drain_stdin(fr);
+	if (fr->keepConnection && w->nidle >= IDLE_CONN_MAX)
+		fr->keepConnection = 0;
+	FCGX_Finish_r(fr);
+	if (fr->ipcFd >= 0) {
+		if (!idle_add(w, fr->ipcFd))
+			close(fr->ipcFd);
+		fr->ipcFd = -1;
+	}
 }
 
 static void *
@@ -179,8 +282,7 @@ serve_thread(void *arg)
 	FCGX_InitRequest(&fr, w->listen_fd, 0);
 	while (accept_next(w, &fr)) {
 		handle_request(&w->app, &fr);
-		fr.keepConnection = 0;
-		FCGX_Finish_r(&fr);
+		finish_request(w, &fr);
 	}
 	FCGX_Free(&fr, 1);
 	return NULL;
@@ -236,11 +338,15 @@ worker_open(struct worker *w)
 		return -1;
 	}
 	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
-	    pipe(w->stop_pipe) != 0 || FCGX_Init() != 0) {
+	    pipe(w->stop_pipe) != 0 || pipe(w->wake_pipe) != 0 ||
+	    FCGX_Init() != 0) {
 		log_error("worker start failed: %s", strerror(errno));
 		return -1;
 	}
+	fcntl(w->wake_pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(w->wake_pipe[1], F_SETFL, O_NONBLOCK);
 	pthread_mutex_init(&w->accept_lock, NULL);
+	pthread_mutex_init(&w->idle_lock, NULL);
 	return 0;
 }
 
@@ -275,6 +381,8 @@ worker_main(const struct config *cfg, int listen_fd)
 	(void)!write(w.stop_pipe[1], "x", 1);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	for (int i = 0; i < w.nidle; i++)
+		close(w.idle[i]);
 	if (cfg->relaxed)
 		store_sync(w.app.store);	/* a graceful stop loses nothing */
 	rc = started > 0 ? 0 : 1;
