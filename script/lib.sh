@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# Shared by script/server, script/test and script/mint-key (sourced, from
+# the repository root).
+
+# nginx lives in /usr/sbin, which is not in a normal user's PATH on Debian.
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
+
+CASQ_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev
+liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk
+libnginx-mod-stream"
+
+casq_log() {
+    printf '%s: %s\n' "${0##*/}" "$*" >&2
+}
+
+# Install the Debian packages casq needs (as root), or say how (otherwise).
+casq_install_deps() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        casq_log "no dpkg: not Debian, skipping the package check"
+        return 0
+    fi
+    local missing="" p apt_line
+    for p in $CASQ_PACKAGES; do
+        if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+            missing="$missing $p"
+        fi
+    done
+    # any nginx will do (nginx, nginx-light, nginx-full ...)
+    command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
+    [ -n "$missing" ] || return 0
+
+    apt_line="apt-get install -y --no-install-recommends$missing"
+    if [ "$(id -u)" -ne 0 ]; then
+        casq_log "missing packages:$missing"
+        casq_log "run as root: apt-get update && $apt_line"
+        exit 1
+    fi
+    casq_log "installing:$missing"
+    if [ -z "${CASQ_APT_UPDATED:-}" ]; then
+        apt-get update
+        CASQ_APT_UPDATED=1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the package list
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+}
+
+# Configure (once) and build in the current directory; args go to ./configure.
+casq_build() {
+    if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+        autoreconf -fi
+    fi
+    if [ ! -f Makefile ]; then
+        ./configure "$@"
+    fi
+    make -j2
+}
+
+# casq_render_nginx PREFIX PORT SOCKET CERT CERTKEY KEEP_CONN [WORKER_PROCESSES]
+# Renders nginx/casq-dev.conf.in into PREFIX/nginx.conf (absolute paths) and
+# removes the 503 responder's socket that a killed nginx may have left
+# (nginx would refuse to start: "Address already in use").
+casq_render_nginx() {
+    local prefix=$1 user_line=""
+    if [ "$(id -u)" -eq 0 ]; then
+        user_line="user root;"    # else nginx's workers would run as nobody
+    fi
+    mkdir -p "$prefix"
+    rm -f "$prefix/unavailable.sock"
+    sed -e "s|@PREFIX@|$(casq_sed_escape "$prefix")|g" \
+        -e "s|@PORT@|$2|g" \
+        -e "s|@SOCKET@|$(casq_sed_escape "$3")|g" \
+        -e "s|@CERT@|$(casq_sed_escape "$4")|g" \
+        -e "s|@CERTKEY@|$(casq_sed_escape "$5")|g" \
+        -e "s|@KEEP_CONN@|$6|g" \
+        -e "s|@WORKER_PROCESSES@|${7:-1}|g" \
+        -e "s|@USER_LINE@|$user_line|g" \
+        nginx/casq-dev.conf.in >"$prefix/nginx.conf"
+    if grep -n '@[A-Z_]*@' "$prefix/nginx.conf" >&2; then
+        casq_log "unrendered placeholders in $prefix/nginx.conf"
+        return 1
+    fi
+}
+
+# Escape a replacement string for sed s|...|...|.
+casq_sed_escape() {
+    printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'
+}
+
+# casq_make_cert DIR: self-signed DIR/cert.pem + DIR/key.pem for
+# localhost and 127.0.0.1, unless they exist.
+casq_make_cert() {
+    [ -s "$1/cert.pem" ] && [ -s "$1/key.pem" ] && return 0
+    local out
+    mkdir -p "$1"
+    if ! out=$(umask 077 && openssl req -x509 -newkey ec \
+            -pkeyopt ec_paramgen_curve:prime256v1 -days 825 -nodes \
+            -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -keyout "$1/key.pem" -out "$1/cert.pem" 2>&1); then
+        printf '%s\n' "$out" >&2
+        return 1
+    fi
+}
