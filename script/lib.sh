@@ -50,7 +50,9 @@ casq_build() {
     if [ ! -x configure ] || [ configure.ac -nt configure ]; then
         autoreconf -fi
     fi
-    if [ ! -f Makefile ]; then
+    # (Re)configure when not yet configured, or configured without the
+    # options asked for now (config.status records the command line).
+    if [ ! -f Makefile ] || ! grep -qF -- "$*" config.status; then
         ./configure "$@"
     fi
     make -j2

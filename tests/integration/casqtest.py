@@ -1,0 +1,753 @@
+"""casqtest - harness for casq's integration tests.
+
+Every test drives the real stack: nginx over TLS -> FastCGI on a unix
+socket -> casqd -> LMDB in a temp dir. Stack() starts both servers in
+their own process groups and always kills them again (context manager,
+atexit and SIGTERM/SIGINT/SIGHUP handlers), so a failing or interrupted
+test never leaves anything running.
+
+The test scripts print TAP through ok()/eq()/done(); the plan is printed
+at the end, which automake's tap-driver.sh accepts.
+
+Environment: CASQD (the casqd binary), CASQ_SRCDIR (the source tree, read
+only), CASQ_BUILDDIR; CASQ_KEEP_TMP=1 keeps the temp dirs for a post
+mortem; CASQ_NGINX_TEMPLATE overrides $CASQ_SRCDIR/nginx/casq-dev.conf.in.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+
+# ---------------------------------------------------------------- TAP
+
+_tap_lock = threading.Lock()
+_tap_n = 0
+_tap_failed = 0
+
+
+def _one_line(s):
+    """One TAP line: newlines shown as \\n, '#' escaped so that text such as
+    "#skip" in a key or a response is never read as a TAP directive."""
+    return str(s).replace("\r", "\\r").replace("\n", "\\n").replace("#", "\\#")
+
+
+def ok(cond, name, detail=""):
+    """One TAP assertion; detail (got vs expected) is printed on failure."""
+    global _tap_n, _tap_failed
+    with _tap_lock:
+        _tap_n += 1
+        if cond:
+            print("ok %d - %s" % (_tap_n, _one_line(name)), flush=True)
+        else:
+            _tap_failed += 1
+            msg = "not ok %d - %s" % (_tap_n, _one_line(name))
+            if detail:
+                msg += " : " + _one_line(detail)
+            print(msg, flush=True)
+    return bool(cond)
+
+
+def eq(got, want, name):
+    return ok(got == want, name, "got %r, expected %r" % (got, want))
+
+
+def comment(msg):
+    with _tap_lock:
+        for line in str(msg).splitlines() or [""]:
+            print("# " + line, flush=True)
+
+
+def done():
+    """Print the plan and exit 0 (the TAP driver counts the failures)."""
+    with _tap_lock:
+        if _tap_n == 0:
+            print("not ok 1 - the test ran at least one assertion", flush=True)
+            print("1..1", flush=True)
+        else:
+            print("1..%d" % _tap_n, flush=True)
+        if _tap_failed:
+            print("# %d of %d failed" % (_tap_failed, _tap_n), flush=True)
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def run_main(fn):
+    """Run a test's main(); an exception becomes a failed assertion with
+    the traceback as TAP comments, then the plan is printed."""
+    try:
+        fn()
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: B902 - report everything as TAP
+        ok(False, "test body ran to the end without an exception",
+           "%s: %s" % (type(e).__name__, e))
+        comment(traceback.format_exc())
+    finally:
+        _cleanup_all()
+    done()
+
+
+# ---------------------------------------------------------------- process hygiene
+
+_live_groups = set()     # pgids started by this process
+_live_tmpdirs = set()
+_cleanup_lock = threading.RLock()   # a signal may arrive during cleanup
+
+
+def _kill_group(pgid, timeout=10.0, proc=None):
+    """SIGTERM a process group, SIGKILL it after timeout s."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is None:
+            time.sleep(0.02)
+            continue
+        if not _group_alive(pgid):
+            break
+        # The leader may be reaped while members linger.
+        time.sleep(0.02)
+    else:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    _live_groups.discard(pgid)
+
+
+def _group_alive(pgid):
+    """Any process of the group that is not a zombie (PID 1 in a container
+    may never reap orphans, so kill(-pgid, 0) is not enough)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def spawn(argv, **kw):
+    """Popen in a new session (own process group), remembered for cleanup."""
+    kw.setdefault("start_new_session", True)
+    p = subprocess.Popen(argv, **kw)
+    _live_groups.add(p.pid)
+    return p
+
+
+def kill(proc, timeout=10.0):
+    if proc is None:
+        return
+    _kill_group(proc.pid, timeout, proc)
+
+
+def _cleanup_all():
+    with _cleanup_lock:
+        for pgid in list(_live_groups):
+            _kill_group(pgid, 5.0)
+        for d in list(_live_tmpdirs):
+            if not os.environ.get("CASQ_KEEP_TMP"):
+                shutil.rmtree(d, ignore_errors=True)
+            _live_tmpdirs.discard(d)
+
+
+def _on_signal(sig, frame):
+    _cleanup_all()
+    os._exit(128 + sig)
+
+
+atexit.register(_cleanup_all)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)
+
+
+def mkdtemp(tag="casqtest"):
+    d = tempfile.mkdtemp(prefix=tag + "-", dir="/tmp")
+    _live_tmpdirs.add(d)
+    return d
+
+
+def rmtemp(d):
+    if not os.environ.get("CASQ_KEEP_TMP"):
+        shutil.rmtree(d, ignore_errors=True)
+    _live_tmpdirs.discard(d)
+
+
+def tail(path, n=20):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return "\n".join(lines[-n:])
+    except OSError as e:
+        return "(%s)" % e
+
+
+def casqd_path():
+    p = os.environ.get("CASQD")
+    if not p:
+        b = os.environ.get("CASQ_BUILDDIR") or os.getcwd()
+        p = os.path.join(b, "src", "casqd")
+    return p
+
+
+def srcdir():
+    return os.environ.get("CASQ_SRCDIR") or os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def mint_key(name="test"):
+    """Return (key, keys-file line) from casqd --mint-key NAME."""
+    r = subprocess.run([casqd_path(), "--mint-key", name], capture_output=True,
+                       timeout=10)
+    if r.returncode != 0:
+        raise RuntimeError("casqd --mint-key failed (%d): %s" % (
+            r.returncode, r.stderr.decode("utf-8", "replace")))
+    lines = r.stdout.decode().splitlines()
+    if len(lines) != 2:
+        raise RuntimeError("casqd --mint-key printed %r" % r.stdout)
+    return lines[0], lines[1]
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for_path(path, timeout, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
+
+
+def worker_pids(master_pid):
+    """Child pids of a process, from /proc."""
+    kids = []
+    taskdir = "/proc/%d/task" % master_pid
+    try:
+        for t in os.listdir(taskdir):
+            try:
+                with open(os.path.join(taskdir, t, "children")) as f:
+                    kids += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+    except OSError:
+        pass
+    if not kids:  # kernels without the children file
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                ppid = int(st[st.rindex(")") + 2:].split()[1])
+                if ppid == master_pid:
+                    kids.append(int(d))
+            except (OSError, ValueError):
+                pass
+    return sorted(kids)
+
+
+# ---------------------------------------------------------------- HTTP client
+
+class Response:
+    def __init__(self, status, reason, headers, raw):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # http.client.HTTPMessage
+        self.raw = raw
+        self.text = raw.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(self.text)
+        except ValueError:
+            self.json = None
+
+    def get(self, k, default=None):
+        return self.json.get(k, default) if isinstance(self.json, dict) else default
+
+    def keys(self):
+        """Top-level keys of the JSON object, in the order sent."""
+        try:
+            return [k for k, _ in json.loads(self.text, object_pairs_hook=lambda p: p)]
+        except (ValueError, TypeError):
+            return None
+
+    def ctype(self):
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+    def __repr__(self):
+        return "%d %s %s" % (self.status, self.reason, self.text.strip()[:300])
+
+
+def build_target(path, params=None):
+    if params is None:
+        return path
+    if isinstance(params, (str, bytes)):
+        q = params.decode() if isinstance(params, bytes) else params
+    else:
+        q = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+    return path + ("&" if "?" in path else "?") + q
+
+
+class Client:
+    """One persistent HTTPS connection (not thread-safe: one per thread)."""
+
+    def __init__(self, stack, timeout=30.0):
+        self.stack = stack
+        self.timeout = timeout
+        self.conn = None
+        self.retries = 0
+
+    def connect(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.stack.port, context=self.stack.ssl_context(),
+                timeout=self.timeout)
+            self.conn.connect()
+        return self.conn
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def call(self, method, path, params=None, body=None, content_type=None,
+             headers=None, key=Ellipsis, auth="bearer", retry=True):
+        """Send one request; body: bytes/str sent as is, dict/list sent as
+        compact JSON with Content-Type application/json unless given.
+        key=None sends no credentials; Ellipsis means the stack's key."""
+        if key is Ellipsis:
+            key = self.stack.key
+        h = {}
+        if key is not None:
+            if auth == "bearer":
+                h["Authorization"] = "Bearer " + key
+            else:
+                h["X-Api-Key"] = key
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            if content_type is None:
+                content_type = "application/json"
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if content_type is not None:
+            h["Content-Type"] = content_type
+        if body is not None:
+            h["Content-Length"] = str(len(body))
+        elif method in ("POST", "PUT"):
+            h["Content-Length"] = "0"
+        if headers:
+            h.update(headers)
+        target = build_target(path, params)
+        reused = self.conn is not None
+        try:
+            conn = self.connect()
+            conn.request(method, target, body=body, headers=h)
+            r = conn.getresponse()
+            raw = r.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError,
+                BrokenPipeError, http.client.CannotSendRequest):
+            # A kept-alive connection the server closed while idle: the
+            # request never reached casqd, so sending it again is safe.
+            self.close()
+            if not (reused and retry):
+                raise
+            self.retries += 1
+            return self.call(method, path, params, body, content_type, headers,
+                             key, auth, retry=False)
+        except Exception:
+            self.close()
+            raise
+        if r.will_close:
+            self.close()
+        return Response(r.status, r.reason, r.headers, raw)
+
+
+# ---------------------------------------------------------------- FastCGI client
+
+FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, \
+    FCGI_STDERR = 1, 3, 4, 5, 6, 7
+
+
+def _fcgi_record(rtype, content, req_id=1):
+    out = b""
+    if not content:
+        return struct.pack("!BBHHBx", 1, rtype, req_id, 0, 0)
+    for i in range(0, len(content), 65535):
+        chunk = content[i:i + 65535]
+        pad = (-len(chunk)) % 8
+        out += struct.pack("!BBHHBx", 1, rtype, req_id, len(chunk), pad) + chunk + b"\0" * pad
+    return out
+
+
+def _fcgi_nv(name, value):
+    def ln(n):
+        return struct.pack("!B", n) if n < 128 else struct.pack("!I", n | 0x80000000)
+    name, value = name.encode(), value.encode()
+    return ln(len(name)) + ln(len(value)) + name + value
+
+
+def fcgi_request(addr, method, uri, body=b"", headers=None, timeout=10.0):
+    """Talk FastCGI to casqd directly, as nginx would; addr is a unix
+    socket path or a (host, port) tuple. Returns a Response."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    path, _, query = uri.partition("?")
+    params = {
+        "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_SOFTWARE": "casqtest",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_SCHEME": "https", "HTTPS": "on",
+        "REQUEST_METHOD": method, "REQUEST_URI": uri, "DOCUMENT_URI": path,
+        "SCRIPT_NAME": path, "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "CONTENT_TYPE": "", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "4711",
+        "SERVER_ADDR": "127.0.0.1", "SERVER_PORT": "443", "SERVER_NAME": "localhost",
+    }
+    for k, v in (headers or {}).items():
+        if k.lower() == "content-type":
+            params["CONTENT_TYPE"] = v
+        else:
+            params["HTTP_" + k.upper().replace("-", "_")] = v
+    s = socket.socket(socket.AF_INET if isinstance(addr, tuple) else socket.AF_UNIX,
+                      socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(addr)
+        msg = _fcgi_record(FCGI_BEGIN_REQUEST, struct.pack("!HB5x", 1, 0))
+        msg += _fcgi_record(FCGI_PARAMS, b"".join(_fcgi_nv(k, v) for k, v in params.items()))
+        msg += _fcgi_record(FCGI_PARAMS, b"")
+        if body:
+            msg += _fcgi_record(FCGI_STDIN, body)
+        msg += _fcgi_record(FCGI_STDIN, b"")
+        s.sendall(msg)
+        buf, out = b"", b""
+        ended = False
+        while not ended:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 8:
+                _, rtype, _, clen, plen = struct.unpack("!BBHHBx", buf[:8])
+                if len(buf) < 8 + clen + plen:
+                    break
+                content = buf[8:8 + clen]
+                buf = buf[8 + clen + plen:]
+                if rtype == FCGI_STDOUT:
+                    out += content
+                elif rtype == FCGI_END_REQUEST:
+                    ended = True
+    finally:
+        s.close()
+    head, _, raw = out.partition(b"\r\n\r\n")
+    msg = http.client.HTTPMessage()
+    status, reason = 200, "OK"
+    for line in head.decode("latin-1").split("\r\n"):
+        if ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        v = v.strip()
+        if k.lower() == "status":
+            code, _, reason = v.partition(" ")
+            status = int(code)
+        else:
+            msg[k] = v
+    return Response(status, reason, msg, raw)
+
+
+# ---------------------------------------------------------------- the stack
+
+def nginx_template_path():
+    return os.environ.get("CASQ_NGINX_TEMPLATE") or os.path.join(
+        srcdir(), "nginx", "casq-dev.conf.in")
+
+
+class Stack:
+    """nginx (TLS) -> casqd (FastCGI, unix socket) -> LMDB, in a temp dir."""
+
+    def __init__(self, workers=4, keep_conn="off", extra_args=(), nginx=True,
+                 tag="casqtest"):
+        self.workers = workers
+        self.keep_conn = keep_conn
+        self.extra_args = list(extra_args)
+        self.with_nginx = nginx
+        self.tag = tag
+        self.tmp = None
+        self.casqd = None
+        self.nginx = None
+        self.port = None
+        self._ctx = None
+        self._client = None
+        self.key = None
+
+    # paths
+    def path(self, *p):
+        return os.path.join(self.tmp, *p)
+
+    @property
+    def sock(self):
+        return self.path("casqd.sock")
+
+    @property
+    def data(self):
+        return self.path("data")
+
+    @property
+    def casqd_log(self):
+        return self.path("casqd.log")
+
+    @property
+    def nginx_log(self):
+        return self.path("nginx", "error.log")
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        self.tmp = mkdtemp(self.tag)
+        self.key, line = mint_key("test")
+        with open(self.path("keys"), "w") as f:
+            f.write("# casqtest\n%s\n" % line)
+        self.start_casqd()
+        if self.with_nginx:
+            self._make_cert()
+            self._start_nginx()
+            self.wait_healthy()
+
+    def casqd_argv(self):
+        return [casqd_path(), "--listen", "unix:" + self.sock,
+                "--socket-mode", "0666", "--data", self.data,
+                "--keys", self.path("keys"), "--workers", str(self.workers)] + \
+            self.extra_args
+
+    def start_casqd(self):
+        log = open(self.casqd_log, "ab")
+        try:
+            self.casqd = spawn(self.casqd_argv(), stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=log)
+        finally:
+            log.close()
+        if not wait_for_path(self.sock, 10, self.casqd):
+            raise RuntimeError("casqd did not create its socket (exit %r); log:\n%s"
+                               % (self.casqd.poll(), tail(self.casqd_log)))
+
+    def stop_casqd(self, timeout=10.0):
+        """SIGTERM casqd's group; return its exit status."""
+        if self.casqd is None:
+            return None
+        kill(self.casqd, timeout)
+        rc = self.casqd.returncode
+        self.casqd = None
+        return rc
+
+    def restart_casqd(self, extra_args=None):
+        """Stop and start casqd alone on the same data; extra_args, when
+        given, replaces the extra arguments of the first start."""
+        self.stop_casqd()
+        if extra_args is not None:
+            self.extra_args = list(extra_args)
+        self.start_casqd()
+        if self.with_nginx:
+            self.wait_healthy()
+
+    def _make_cert(self):
+        cert, key = self.path("cert.pem"), self.path("cert.key")
+        r = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec",
+             "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("openssl failed: %s" % r.stderr.decode("utf-8", "replace"))
+        self.cert, self.certkey = cert, key
+
+    def _render_nginx(self, port):
+        tpl_path = nginx_template_path()
+        with open(tpl_path) as f:
+            tpl = f.read()
+        prefix = self.path("nginx")
+        for d in ("", "logs", "tmp", "client_body_temp", "fastcgi_temp",
+                  "proxy_temp", "uwsgi_temp", "scgi_temp"):
+            os.makedirs(os.path.join(prefix, d), exist_ok=True)
+        values = {
+            "PREFIX": prefix,
+            "PORT": str(port),
+            "SOCKET": self.sock,
+            "CERT": self.cert,
+            "CERTKEY": self.certkey,
+            "CERT_KEY": self.certkey,
+            "KEEP_CONN": self.keep_conn,
+            "WORKER_PROCESSES": "1",
+            "USER_LINE": "user root;" if os.geteuid() == 0 else "",
+            "ERROR_LOG": self.nginx_log,
+            "PID_FILE": os.path.join(prefix, "nginx.pid"),
+        }
+        unknown = set()
+
+        def sub(m):
+            name = m.group(1)
+            if name in values:
+                return values[name]
+            unknown.add(name)
+            return m.group(0)
+        conf = re.sub(r"@([A-Z_]+)@", sub, tpl)
+        if unknown:
+            raise RuntimeError("%s has placeholders the harness does not know: %s"
+                               % (tpl_path, ", ".join(sorted(unknown))))
+        path = os.path.join(prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return prefix, path, conf
+
+    def _start_nginx(self):
+        last = ""
+        for attempt in range(3):
+            port = free_port()
+            prefix, conf_path, conf = self._render_nginx(port)
+            argv = ["nginx", "-p", prefix + "/", "-c", conf_path, "-e", self.nginx_log]
+            if not re.search(r"^\s*daemon\s", conf, re.M):
+                argv += ["-g", "daemon off;"]
+            out = open(self.path("nginx.out"), "ab")
+            try:
+                self.nginx = spawn(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=out)
+            finally:
+                out.close()
+            self.port = port
+            # Bound to the port, or dead (e.g. the port was taken).
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.nginx.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    return
+                except OSError:
+                    time.sleep(0.02)
+            last = "nginx exit %r; output:\n%s\nerror.log:\n%s" % (
+                self.nginx.poll(), tail(self.path("nginx.out")), tail(self.nginx_log))
+            kill(self.nginx)
+            self.nginx = None
+        raise RuntimeError("nginx did not start: " + last)
+
+    def ssl_context(self):
+        if self._ctx is None:
+            ctx = ssl.create_default_context(cafile=self.cert)
+            ctx.check_hostname = True
+            self._ctx = ctx
+        return self._ctx
+
+    def client(self, timeout=30.0):
+        return Client(self, timeout)
+
+    def wait_healthy(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.casqd is not None and self.casqd.poll() is not None:
+                break
+            if self.nginx is not None and self.nginx.poll() is not None:
+                break
+            c = self.client(timeout=2)
+            try:
+                r = c.call("GET", "/healthz", key=None)
+                if r.status == 200:
+                    return
+                last = r
+            except (OSError, http.client.HTTPException) as e:
+                last = e
+            finally:
+                c.close()
+            time.sleep(0.05)
+        raise RuntimeError(
+            "stack not healthy (last: %r; casqd exit %r, nginx exit %r)\n"
+            "casqd.log:\n%s\nnginx error.log:\n%s" % (
+                last, self.casqd and self.casqd.poll(),
+                self.nginx and self.nginx.poll(),
+                tail(self.casqd_log), tail(self.nginx_log)))
+
+    def call(self, method, path, params=None, body=None, content_type=None,
+             headers=None, key=Ellipsis, auth="bearer"):
+        """One request on the stack's shared connection (main thread only)."""
+        if self._client is None:
+            self._client = self.client()
+        return self._client.call(method, path, params, body, content_type,
+                                 headers, key, auth)
+
+    # shorthands for the queue routes, GET with query parameters
+    def q(self, queue, op, **params):
+        path = "/v1/queues/%s/%s" % (queue, op)
+        return self.call("GET", path, params={k: v for k, v in params.items()
+                                              if v is not None})
+
+    def stats(self, queue):
+        return self.call("GET", "/v1/queues/" + queue)
+
+    def stop(self):
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.nginx is not None:
+            kill(self.nginx)
+            self.nginx = None
+        self.stop_casqd()
+        if self.tmp is not None:
+            if os.environ.get("CASQ_KEEP_TMP"):
+                comment("kept " + self.tmp)
+            rmtemp(self.tmp)
+            self.tmp = None
+
+
+def timed(fn, *a, **kw):
+    t = time.monotonic()
+    r = fn(*a, **kw)
+    return r, time.monotonic() - t
