@@ -17,9 +17,6 @@
  * need free pages too (LMDB copies every page it changes). */
 #define HEADROOM_PCT		10
 #define HEADROOM_MIN_PAGES	32
-/* How long a free-space reading is trusted: counting the free list is a
- * scan, so it runs at most this often, and only near the limit. */
-#define SPACE_CHECK_MS		100
 /* Reader slots: workers x threads plus headroom for mdb_stat/mdb_dump. */
 #define STORE_MAX_READERS	1024
 
@@ -369,14 +366,12 @@ free_pages(struct store *st)
 }
 
 bool
-store_space_low(struct store *st, int64_t now)
+store_space_low(struct store *st)
 {
 	MDB_envinfo info;
 	MDB_stat stat;
 	size_t pages, used, reserve;
 
-	if (now - st->space_checked_at < SPACE_CHECK_MS)
-		return st->space_low;
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &stat);
 	pages = info.me_mapsize / stat.ms_psize;
@@ -384,9 +379,7 @@ store_space_low(struct store *st, int64_t now)
 	reserve = pages * HEADROOM_PCT / 100;
 	if (reserve < HEADROOM_MIN_PAGES)
 		reserve = HEADROOM_MIN_PAGES;
-	/* Far below the high-water mark nothing needs counting. */
-	st->space_low = used + reserve > pages &&
-	    used - free_pages(st) + reserve > pages;
-	st->space_checked_at = now;
-	return st->space_low;
+	/* Far below the high-water mark nothing needs counting; near it,
+	 * the free list (a short scan) says how much was given back. */
+	return used + reserve > pages && used - free_pages(st) + reserve > pages;
 }

@@ -39,8 +39,6 @@ struct store {
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
 	struct committer *committer;	/* group commit, when started */
-	int64_t  space_checked_at;	/* store_space_low's cached answer */
-	bool     space_low;
 };
 
 struct store_config {
@@ -58,7 +56,7 @@ void store_close(struct store *st);
 int  store_reader_check(struct store *st);
 /* True when the map is so full that new data must be refused (507) to
  * keep room for the claims, acks and deletes that drain it. */
-bool store_space_low(struct store *st, int64_t now);
+bool store_space_low(struct store *st);
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
 

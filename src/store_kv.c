@@ -161,7 +161,7 @@ kv_write(struct store *st, MDB_txn *txn, struct kv_op *op,
 {
 	struct kv_hdr h;
 
-	if ((!exists || len > old->h.value_len) && store_space_low(st, op->now))
+	if ((!exists || len > old->h.value_len) && store_space_low(st))
 		return MDB_MAP_FULL;
 	h = (struct kv_hdr){
 		.version = exists ? old->h.version + 1 : s->version_floor + 1,

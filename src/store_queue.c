@@ -387,7 +387,7 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	if (store_space_low(st, op->now))
+	if (store_space_low(st))
 		return MDB_MAP_FULL;
 	h.state = ITEM_READY;
 	h.seq = qs->next_seq++;
