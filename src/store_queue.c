@@ -250,12 +250,14 @@ result_from_item(struct queue_result *res, const struct item *it)
 	}
 }
 
-/* A lease ran out: the item is ready again from the moment it expired.
- * Token and claimant stay in the record until the next claim replaces
- * them, so a late ack or release is told "lease_expired". */
+/* A leased item becomes ready at ready_at. A released item forgets its
+ * holder; an expired one keeps token and claimant until the next claim
+ * replaces them, so a late ack or release is told "lease_expired". The
+ * item is re-read so *it describes the new record. */
 static int
-lease_expire(struct store *st, MDB_txn *txn, const char *queue,
-    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+lease_to_ready(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *it, int64_t ready_at,
+    bool keep_holder, struct queue_stats *qs)
 {
 	const char *key = ik->data + strlen(queue) + 1;
 	struct item_hdr h = it->h;
@@ -264,16 +266,31 @@ lease_expire(struct store *st, MDB_txn *txn, const char *queue,
 	if ((rc = index_del(txn, st->leases, queue, h.lease_until, h.seq)) != 0)
 		return rc;
 	h.state = ITEM_READY;
-	h.ready_at = h.lease_until;
+	h.ready_at = ready_at;
 	h.lease_until = 0;
+	if (!keep_holder) {
+		h.claimant_len = 0;
+		memset(h.token, 0, sizeof h.token);
+	}
 	if ((rc = index_put(txn, st->ready, queue, h.ready_at, h.seq, key)) != 0 ||
 	    (rc = item_put(st, txn, ik, &h, it->claimant, it->payload)) != 0 ||
 	    (rc = item_get(st, txn, ik, it)) != 0)
 		return rc;
 	qs->leased--;
 	qs->ready++;
-	qs->expired++;
 	return 0;
+}
+
+/* A lease ran out: the item is ready again from the moment it expired. */
+static int
+lease_expire(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	int rc = lease_to_ready(st, txn, queue, ik, it, it->h.lease_until, true, qs);
+
+	if (rc == 0)
+		qs->expired++;
+	return rc;
 }
 
 /* Load an item, turning an expired lease back into a ready item first so
@@ -582,30 +599,20 @@ op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
 {
 	struct item_key ik;
 	struct item it;
-	struct item_hdr h;
 	int rc;
 
 	item_key_make(&ik, op->queue, op->key);
 	rc = lease_check(st, txn, op, &ik, &it, qs);
 	if (rc != 0)
 		return rc == MDB_NOTFOUND ? 0 : rc;
-	h = it.h;
-	h.state = ITEM_READY;
-	h.ready_at = op->now + op->delay_ms;
-	h.lease_until = 0;
-	h.claimant_len = 0;
-	memset(h.token, 0, sizeof h.token);
-	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, h.seq)) != 0 ||
-	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0 ||
-	    (rc = item_put(st, txn, &ik, &h, "", it.payload)) != 0)
+	if ((rc = lease_to_ready(st, txn, op->queue, &ik, &it,
+	    op->now + op->delay_ms, false, qs)) != 0)
 		return rc;
-	qs->leased--;
-	qs->ready++;
 	qs->released++;
 	op->res.ok = true;
 	op->res.state = ITEM_READY;
-	op->res.ready_at = h.ready_at;
-	op->res.attempts = h.attempts;
+	op->res.ready_at = it.h.ready_at;
+	op->res.attempts = it.h.attempts;
 	return 0;
 }
 
