@@ -60,6 +60,7 @@ struct worker {
 	pthread_mutex_t      idle_lock;
 	int                  idle[IDLE_CONN_MAX];	/* kept-alive connections */
 	int                  nidle;
+	unsigned             turn;		/* where wait_for_work looks first */
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -172,7 +173,10 @@ idle_remove(struct worker *w, int fd)
 }
 
 /* Wait for work: a new connection (*fd = -1), a request on an idle
- * kept-alive connection (*fd = it), or the stop (false). */
+ * kept-alive connection (*fd = it), or the stop (false). Ready sources
+ * are served in turn, starting after the one served last time: under
+ * load several are always ready, and a fixed order would starve the
+ * last ones. */
 static bool
 wait_for_work(struct worker *w, int *fd)
 {
@@ -180,11 +184,11 @@ wait_for_work(struct worker *w, int *fd)
 	char drain[64];
 
 	for (;;) {
-		int n = 3, rc;
+		int n = 2, rc;
 
 		pfd[0] = (struct pollfd){ .fd = w->stop_pipe[0], .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = w->wake_pipe[0], .events = POLLIN };
-		pfd[2] = (struct pollfd){ .fd = w->listen_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = w->listen_fd, .events = POLLIN };
 		pthread_mutex_lock(&w->idle_lock);
 		for (int i = 0; i < w->nidle; i++)
 			pfd[n++] = (struct pollfd){ .fd = w->idle[i], .events = POLLIN };
@@ -200,14 +204,15 @@ wait_for_work(struct worker *w, int *fd)
 			return false;
 		if (pfd[1].revents)
 			(void)!read(w->wake_pipe[0], drain, sizeof drain);
-		for (int i = 3; i < n; i++)
-			if (pfd[i].revents) {
-				idle_remove(w, pfd[i].fd);
-				*fd = pfd[i].fd;
-				return true;
-			}
-		if (pfd[2].revents) {
-			*fd = -1;
+		for (int k = 0; k < n - 2; k++) {
+			int i = 2 + (int)((w->turn + (unsigned)k) % (unsigned)(n - 2));
+
+			if (!pfd[i].revents)
+				continue;
+			w->turn += (unsigned)k + 1;
+			*fd = i == 2 ? -1 : pfd[i].fd;
+			if (*fd >= 0)
+				idle_remove(w, *fd);
 			return true;
 		}
 	}
