@@ -262,15 +262,43 @@ store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit,
 	return rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "sweep");
 }
 
+/* Note what a committed sweep removed. The log gets one "swept:" line a
+ * second at most (force: now), so heavy expiry cannot flood it; the
+ * workers' tick forces out what is left. */
+static void
+sweep_note(struct store *st, const struct sweep_counts *c, bool force)
+{
+	struct sweep_counts *t = &st->swept;
+	int64_t now = clock_now_ms();
+
+	t->claims += c->claims;
+	t->leases += c->leases;
+	t->values += c->values;
+	t->onces += c->onces;
+	t->responses += c->responses;
+	if (t->claims + t->leases + t->values + t->onces + t->responses == 0)
+		return;
+	if (!force && now - st->swept_logged_at < 1000) {
+		atomic_store(&st->swept_pending, true);
+		return;
+	}
+	log_info("swept: %u lease(s), %u value(s), %u once id(s), "
+	    "%u stored response(s), %u claim record(s)", t->leases, t->values,
+	    t->onces, t->responses, t->claims);
+	memset(t, 0, sizeof *t);
+	st->swept_logged_at = now;
+	atomic_store(&st->swept_pending, false);
+}
+
 bool
 store_sweep_due(struct store *st, int64_t now)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	bool due = false;
+	bool due = atomic_load(&st->swept_pending);
 
-	if (store_begin(st, false, &txn) != E_OK)
+	if (due || store_begin(st, false, &txn) != E_OK)
 		return false;
 	if (mdb_cursor_open(txn, st->expiry, &cur) == 0) {
 		due = mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
@@ -284,14 +312,15 @@ store_sweep_due(struct store *st, int64_t now)
 void
 store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now)
 {
+	struct sweep_counts c = { 0 };
 	MDB_txn *child;
 
 	if (mdb_txn_begin(st->env, txn, 0, &child) != 0)
 		return;
-	if (store_sweep(st, child, now, SWEEP_BATCH, NULL) == E_OK)
-		mdb_txn_commit(child);
-	else
+	if (store_sweep(st, child, now, SWEEP_BATCH, &c) != E_OK)
 		mdb_txn_abort(child);
+	else if (mdb_txn_commit(child) == 0)	/* frees child either way */
+		sweep_note(st, &c, false);
 }
 
 enum casq_err
@@ -325,22 +354,20 @@ static enum casq_err
 sweep_apply(struct store *st, MDB_txn *txn, void *arg)
 {
 	struct sweep_call *c = arg;
+	enum casq_err err = store_sweep(st, txn, c->now, c->limit, &c->counts);
 
-	return store_sweep(st, txn, c->now, c->limit, &c->counts);
+	/* in the thread that owns st->swept (the committer, in a worker) */
+	if (err == E_OK)
+		sweep_note(st, &c->counts, true);
+	return err;
 }
 
 enum casq_err
 store_sweep_batch(struct store *st, int64_t now, int limit)
 {
 	struct sweep_call c = { .now = now, .limit = limit };
-	const struct sweep_counts *n = &c.counts;
-	enum casq_err err = store_run(st, true, now, sweep_apply, &c);
 
-	if (err == E_OK && n->claims + n->leases + n->values + n->onces + n->responses > 0)
-		log_info("swept: %u lease(s), %u value(s), %u once id(s), "
-		    "%u stored response(s), %u claim record(s)", n->leases,
-		    n->values, n->onces, n->responses, n->claims);
-	return err;
+	return store_run(st, true, now, sweep_apply, &c);
 }
 
 /* Pages on LMDB's free list: each record of the free database holds a

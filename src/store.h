@@ -7,6 +7,7 @@
 #define CASQ_STORE_H
 
 #include <lmdb.h>
+#include <stdatomic.h>
 
 #include "common.h"
 
@@ -24,6 +25,11 @@
  * request waits long, large enough to outpace any realistic expiry rate. */
 #define SWEEP_BATCH		16
 
+/* Sweep statistics, for the log. */
+struct sweep_counts {
+	unsigned claims, leases, values, onces, responses;
+};
+
 /* The environment and every named database, opened once per process. */
 struct store {
 	MDB_env *env;
@@ -39,6 +45,11 @@ struct store {
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
 	struct committer *committer;	/* group commit, when started */
+	/* What sweeps removed since the last "swept:" log line; written
+	 * only by the thread that runs write transactions. */
+	struct sweep_counts swept;
+	int64_t  swept_logged_at;
+	atomic_bool swept_pending;	/* counts wait for the next tick */
 };
 
 struct store_config {
@@ -59,11 +70,6 @@ int  store_reader_check(struct store *st);
 bool store_space_low(struct store *st);
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
-
-/* Sweep statistics, for the log. */
-struct sweep_counts {
-	unsigned claims, leases, values, onces, responses;
-};
 
 /* An operation applied inside a transaction the caller owns. */
 typedef enum casq_err (*store_apply_fn)(struct store *st, MDB_txn *txn, void *op);
@@ -92,7 +98,8 @@ enum casq_err store_sweep(struct store *st, MDB_txn *txn, int64_t now,
 /* Sweep up to limit due entries in a transaction of its own and log what
  * went: the workers' idle-time sweep. */
 enum casq_err store_sweep_batch(struct store *st, int64_t now, int limit);
-/* True when the expiry index holds something due at now. */
+/* True when the expiry index holds something due at now, or when swept
+ * entries still wait to be logged. */
 bool store_sweep_due(struct store *st, int64_t now);
 /* Add an expiry entry "<due>/<kind>/<ref>". */
 int  expiry_put(struct store *st, MDB_txn *txn, int64_t due, char kind,

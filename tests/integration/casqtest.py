@@ -74,6 +74,27 @@ def comment(msg):
             print("# " + line, flush=True)
 
 
+def skip(name, reason):
+    """One TAP assertion that was not run: "ok N - name # SKIP reason"."""
+    global _tap_n
+    with _tap_lock:
+        _tap_n += 1
+        print("ok %d - %s # SKIP %s" % (_tap_n, _one_line(name), _one_line(reason)),
+              flush=True)
+
+
+def skip_all(reason):
+    """Skip the whole file: print "1..0 # SKIP reason" and exit 0. Only
+    before the first assertion."""
+    with _tap_lock:
+        if _tap_n:
+            raise RuntimeError("skip_all after %d assertions" % _tap_n)
+        print("1..0 # SKIP %s" % _one_line(reason), flush=True)
+    _cleanup_all()
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def done():
     """Print the plan and exit 0 (the TAP driver counts the failures)."""
     with _tap_lock:
@@ -507,8 +528,12 @@ class Stack:
     """nginx (TLS) -> casqd (FastCGI, unix socket) -> LMDB, in a temp dir."""
 
     def __init__(self, workers=4, keep_conn="off", extra_args=(), nginx=True,
-                 tag="casqtest"):
+                 tag="casqtest", test_clock=False):
+        """test_clock: casqd gets CASQ_TEST_CLOCK_FILE=<tmp>/clock (starting
+        at "0"), moved forward by advance(); it only has an effect on a
+        casqd configured with --enable-test-clock (see test_clock_works)."""
         self.workers = workers
+        self.test_clock = test_clock
         self.keep_conn = keep_conn
         self.extra_args = list(extra_args)
         self.with_nginx = nginx
@@ -532,6 +557,10 @@ class Stack:
     @property
     def data(self):
         return self.path("data")
+
+    @property
+    def clock_file(self):
+        return self.path("clock")
 
     @property
     def casqd_log(self):
@@ -558,6 +587,8 @@ class Stack:
         self.key, line = mint_key("test")
         with open(self.path("keys"), "w") as f:
             f.write("# casqtest\n%s\n" % line)
+        if self.test_clock:
+            self._write_clock(0)
         self.start_casqd()
         if self.with_nginx:
             self._make_cert()
@@ -573,8 +604,11 @@ class Stack:
     def start_casqd(self):
         log = open(self.casqd_log, "ab")
         try:
+            env = None
+            if self.test_clock:
+                env = dict(os.environ, CASQ_TEST_CLOCK_FILE=self.clock_file)
             self.casqd = spawn(self.casqd_argv(), stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=log)
+                               stdout=log, stderr=log, env=env)
         finally:
             log.close()
         if not wait_for_path(self.sock, 10, self.casqd):
@@ -599,6 +633,73 @@ class Stack:
         self.start_casqd()
         if self.with_nginx:
             self.wait_healthy()
+
+    # ------------------------------------------------------------ test clock
+
+    def _write_clock(self, ms):
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % ms)
+        os.rename(tmp, self.clock_file)     # casqd never reads half a file
+
+    def clock_ms(self):
+        """The test clock's offset in milliseconds."""
+        with open(self.clock_file) as f:
+            return int(f.read().strip() or 0)
+
+    def advance(self, seconds):
+        """Move casqd's clock forward by seconds (needs test_clock=True)."""
+        if not self.test_clock:
+            raise RuntimeError("Stack(test_clock=True) is needed for advance()")
+        self._write_clock(self.clock_ms() + int(round(seconds * 1000)))
+
+    def test_clock_works(self, ns="casqtest-clock-probe"):
+        """True when casqd follows the clock file: a value set with ttl=5
+        is gone after advance(10). Advances the clock by 10 s; leaves the
+        namespace ns behind."""
+        r = self.call("GET", "/v1/kv/%s/set" % ns, params={"key": "probe",
+                                                          "value": "x", "ttl": 5})
+        if r.status != 200 or r.get("ok") is not True:
+            raise RuntimeError("test clock probe: set answered %r" % r)
+        self.advance(10)
+        r = self.call("GET", "/v1/kv/%s/get" % ns, params={"key": "probe"})
+        if r.status != 200 or r.get("found") not in (True, False):
+            raise RuntimeError("test clock probe: get answered %r" % r)
+        return r.get("found") is False
+
+    # ------------------------------------------------------------ keys
+
+    def add_key(self, name, timeout=30.0):
+        """Mint a key named name, append it to the keys file, SIGHUP casqd
+        and wait until every worker was restarted and the key works;
+        returns the key."""
+        key, line = mint_key(name)
+        with open(self.path("keys"), "a") as f:
+            f.write("%s\n" % line)
+        old = set(worker_pids(self.casqd.pid))
+        os.kill(self.casqd.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = set(worker_pids(self.casqd.pid))
+            if len(now) == self.workers and not (now & old):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("workers not restarted after SIGHUP (before %r, now %r)"
+                               % (sorted(old), sorted(worker_pids(self.casqd.pid))))
+        c = self.client(timeout=5)
+        good = 0
+        try:
+            while time.monotonic() < deadline and good < 10:
+                r = c.call("GET", "/v1/ping", key=key)
+                good = good + 1 if r.status == 200 else 0
+                if r.status != 200:
+                    time.sleep(0.05)
+        finally:
+            c.close()
+        if good < 10:
+            raise RuntimeError("the new key %s does not work after SIGHUP" % name)
+        return key
 
     def _make_cert(self):
         cert, key = self.path("cert.pem"), self.path("cert.key")
@@ -745,6 +846,25 @@ class Stack:
                 comment("kept " + self.tmp)
             rmtemp(self.tmp)
             self.tmp = None
+
+
+def run_threads(n, target, timeout=120.0):
+    """Run target(i) in n threads; return the exceptions raised (as text),
+    plus one entry per thread still running after timeout s."""
+    errors = []
+
+    def wrap(i):
+        try:
+            target(i)
+        except BaseException as e:  # noqa: B902 - reported as a failure
+            errors.append("%s: %s" % (type(e).__name__, e))
+    ts = [threading.Thread(target=wrap, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in ts:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return errors + ["thread still running" for t in ts if t.is_alive()]
 
 
 def timed(fn, *a, **kw):
