@@ -290,21 +290,33 @@ sweep_note(struct store *st, const struct sweep_counts *c, bool force)
 	atomic_store(&st->swept_pending, false);
 }
 
-bool
-store_sweep_due(struct store *st, int64_t now)
+/* True when the first expiry entry is due: one cursor read. */
+static bool
+expiry_due_in(struct store *st, MDB_txn *txn, int64_t now)
 {
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	bool due = atomic_load(&st->swept_pending);
+	bool due = false;
 
-	if (due || store_begin(st, false, &txn) != E_OK)
-		return false;
 	if (mdb_cursor_open(txn, st->expiry, &cur) == 0) {
 		due = mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
 		    expiry_due(&k) <= now;
 		mdb_cursor_close(cur);
 	}
+	return due;
+}
+
+bool
+store_sweep_due(struct store *st, int64_t now)
+{
+	MDB_txn *txn;
+	bool due;
+
+	if (atomic_load(&st->swept_pending))
+		return true;
+	if (store_begin(st, false, &txn) != E_OK)
+		return false;
+	due = expiry_due_in(st, txn, now);
 	mdb_txn_abort(txn);
 	return due;
 }
@@ -315,7 +327,7 @@ store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now)
 	struct sweep_counts c = { 0 };
 	MDB_txn *child;
 
-	if (mdb_txn_begin(st->env, txn, 0, &child) != 0)
+	if (!expiry_due_in(st, txn, now) || mdb_txn_begin(st->env, txn, 0, &child) != 0)
 		return;
 	if (store_sweep(st, child, now, SWEEP_BATCH, &c) != E_OK)
 		mdb_txn_abort(child);

@@ -18,6 +18,7 @@ struct batch_req {
 	int64_t           now;
 	enum casq_err     err;
 	bool              done;
+	pthread_cond_t    done_cv;	/* wakes this request's thread only */
 	struct batch_req *next;
 };
 
@@ -26,7 +27,6 @@ struct committer {
 	pthread_t         thread;
 	pthread_mutex_t   mu;
 	pthread_cond_t    work;		/* the committer waits for requests */
-	pthread_cond_t    done;		/* request threads wait for their commit */
 	struct batch_req *head, **tail;
 	bool              stop;
 	int               max_batch;
@@ -105,12 +105,12 @@ committer_main(void *arg)
 		c->batches++;
 		c->ops += (uint64_t)n;
 		/* r->next is read before r->done is set: once done, the
-		 * request thread may free r. */
+		 * request thread may return and r (on its stack) is gone. */
 		for (struct batch_req *r = batch, *next; r; r = next) {
 			next = r->next;
 			r->done = true;
+			pthread_cond_signal(&r->done_cv);
 		}
-		pthread_cond_broadcast(&c->done);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -126,7 +126,6 @@ committer_start(struct store *st, int max_batch)
 	c->max_batch = max_batch;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->work, NULL);
-	pthread_cond_init(&c->done, NULL);
 	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
 		free(c);
 		return -1;
@@ -152,7 +151,6 @@ committer_stop(struct store *st)
 		    (unsigned long long)c->ops, (unsigned long long)c->batches);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->work);
-	pthread_cond_destroy(&c->done);
 	free(c);
 	st->committer = NULL;
 }
@@ -163,12 +161,14 @@ committer_run(struct store *st, int64_t now, store_apply_fn fn, void *op)
 	struct committer *c = st->committer;
 	struct batch_req r = { .fn = fn, .op = op, .now = now };
 
+	pthread_cond_init(&r.done_cv, NULL);
 	pthread_mutex_lock(&c->mu);
 	*c->tail = &r;
 	c->tail = &r.next;
 	pthread_cond_signal(&c->work);
 	while (!r.done)
-		pthread_cond_wait(&c->done, &c->mu);
+		pthread_cond_wait(&r.done_cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&r.done_cv);
 	return r.err;
 }
