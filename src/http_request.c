@@ -67,6 +67,8 @@ request_param_add(struct request *req, const char *name, size_t nlen,
 {
 	struct param *p;
 
+	if (memchr(name, '\0', nlen) != NULL)
+		return E_BAD_PARAM;	/* a name cut short would be another name */
 	for (size_t i = 0; i < req->nparams; i++) {
 		p = &req->params[i];
 		if (strlen(p->name) == nlen && memcmp(p->name, name, nlen) == 0)

@@ -84,8 +84,9 @@ param_int(const struct request *req, const char *name, int64_t min,
 	*given = false;
 	if (p == NULL)
 		return E_OK;
-	if (p->kind != PARAM_STRING && p->kind != PARAM_NUMBER)
-		return bad;
+	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
+	    !(p->value[0] == '-' || (p->value[0] >= '0' && p->value[0] <= '9')))
+		return bad;		/* strtoll would skip leading spaces */
 	errno = 0;
 	v = strtoll(p->value, &end, 10);
 	if (errno || end == p->value || *end != '\0' || v < min || v > max ||

@@ -72,7 +72,8 @@ on_stop(int sig)
 }
 
 /* Read the body; one larger than BODY_MAX is left unread, and body_len
- * keeps its declared size so routing answers 413. */
+ * keeps its declared size so routing answers 413. nginx marks a request
+ * whose body it refused (a chunked one has no Content-Length to go by). */
 static void
 read_body(FCGX_Request *fr, struct request *req)
 {
@@ -80,6 +81,9 @@ read_body(FCGX_Request *fr, struct request *req)
 	long declared = cl ? strtol(cl, NULL, 10) : 0;
 	size_t got = 0;
 	int n;
+
+	if (FCGX_GetParam("CASQ_BODY_REFUSED", fr->envp) != NULL)
+		declared = BODY_MAX + 1;
 
 	if (declared <= 0) {
 		req->body = xstrndup("", 0);

@@ -527,7 +527,7 @@ def nginx_template_path():
 class Stack:
     """nginx (TLS) -> casqd (FastCGI, unix socket) -> LMDB, in a temp dir."""
 
-    def __init__(self, workers=4, keep_conn="off", extra_args=(), nginx=True,
+    def __init__(self, workers=4, keep_conn="on", extra_args=(), nginx=True,
                  tag="casqtest", test_clock=False):
         """test_clock: casqd gets CASQ_TEST_CLOCK_FILE=<tmp>/clock (starting
         at "0"), moved forward by advance(); it only has an effect on a

@@ -3,6 +3,7 @@
 status line (Marketo's "Error Type"), a JSON body with "error" and
 "message", and no change to stored data."""
 
+import http.client
 import json
 import os
 import sys
@@ -145,6 +146,26 @@ def main():
         big = "key=big&payload=" + "x" * (70 * 1024)
         r = s.call("POST", E, body=big, content_type=FORM)
         err(r, 413, "Body Too Large", "body_too_large", "70 KiB body")
+        # A chunked body has no Content-Length: nginx marks the request
+        # it refused, so casqd must not run it on the query string alone.
+        conn = http.client.HTTPSConnection("127.0.0.1", s.port, context=s.ssl_context(), timeout=30)
+        try:
+            conn.putrequest("POST", E + "?key=chunked-big")
+            conn.putheader("Authorization", "Bearer " + s.key)
+            conn.putheader("Content-Type", FORM)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            chunk = b"x" * 8192
+            for _ in range(9):
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.send(b"0\r\n\r\n")
+            resp = conn.getresponse()
+            eq((resp.status, resp.reason), (413, "Body Too Large"), "72 KiB chunked body: 413 Body Too Large")
+            resp.read()
+        finally:
+            conn.close()
+        eq(s.call("GET", "/v1/queues/err/status", params={"key": "chunked-big"}).get("state"), "absent",
+           "the refused chunked request enqueued nothing")
         c = s.client()
         try:
             r = c.call("POST", E, body='{"key":"big2","payload":"' + "y" * (17 * 1024) + '","pad":"'
