@@ -212,6 +212,8 @@ idem_apply(struct store *st, MDB_txn *txn, void *arg)
 	enum casq_err err;
 	struct json j;
 
+	c->replayed = false;	/* group commit may apply this twice */
+	c->body->len = 0;
 	if ((err = idem_lookup(st, txn, &c->io)) != E_OK)
 		return err;
 	if (c->io.mismatch)

@@ -16,7 +16,9 @@
  * consumers must always be able to drain a full store, and claims and acks
  * need free pages too (LMDB copies every page it changes). */
 #define HEADROOM_PCT		10
-#define HEADROOM_MIN_PAGES	32
+/* ...and at least this many pages (a batch of claims dirties a few hundred
+ * pages before any freed page can be reused), but never half the map. */
+#define HEADROOM_MIN_PAGES	256
 /* Reader slots: workers x threads plus headroom for mdb_stat/mdb_dump. */
 #define STORE_MAX_READERS	1024
 
@@ -366,7 +368,10 @@ static enum casq_err
 sweep_apply(struct store *st, MDB_txn *txn, void *arg)
 {
 	struct sweep_call *c = arg;
-	enum casq_err err = store_sweep(st, txn, c->now, c->limit, &c->counts);
+	enum casq_err err;
+
+	memset(&c->counts, 0, sizeof c->counts);	/* may run twice */
+	err = store_sweep(st, txn, c->now, c->limit, &c->counts);
 
 	/* in the thread that owns st->swept (the committer, in a worker) */
 	if (err == E_OK)
@@ -417,7 +422,7 @@ store_space_low(struct store *st)
 	used = info.me_last_pgno + 1;
 	reserve = pages * HEADROOM_PCT / 100;
 	if (reserve < HEADROOM_MIN_PAGES)
-		reserve = HEADROOM_MIN_PAGES;
+		reserve = HEADROOM_MIN_PAGES < pages / 2 ? HEADROOM_MIN_PAGES : pages / 2;
 	/* Far below the high-water mark nothing needs counting; near it,
 	 * the free list (a short scan) says how much was given back. */
 	return used + reserve > pages && used - free_pages(st) + reserve > pages;

@@ -2,10 +2,16 @@
  * store_batch.c - group commit. A durable LMDB commit costs two flushes
  * whether it carries one operation or a hundred, so a worker process runs
  * one committer thread: request threads queue their write operations,
- * and while one commit is being flushed the next batch gathers. Each
- * operation runs in a nested transaction, so one that fails (a full map,
- * a counter that is not one) is rolled back alone; every reply still
- * waits until the commit that carries its operation is durable.
+ * and while one commit is being flushed the next batch gathers. Every
+ * reply waits until the commit that carries its operation is durable.
+ *
+ * A batch first runs all its operations straight in one transaction.
+ * Operations refuse cleanly (a counter that is not one, a reused request
+ * id) without leaving anything half-done, but a storage error (a full
+ * map) leaves the transaction unusable: then the batch is run again with
+ * each operation in a nested transaction of its own, so that only the
+ * failing one fails. Nesting every time would cost a copy of each page
+ * an operation touches, which is most of a write's work.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -51,17 +57,54 @@ batch_apply_one(struct store *st, MDB_txn *txn, struct batch_req *r)
 		mdb_txn_abort(child);
 }
 
+/* A storage error: the transaction it happened in cannot go on. */
+static bool
+err_breaks_txn(enum casq_err err)
+{
+	return err == E_STORAGE_FULL || err == E_INTERNAL || err == E_UNAVAILABLE;
+}
+
+/* Run the batch straight in txn; false (and txn aborted) when an
+ * operation broke it. */
+static bool
+batch_run_direct(struct store *st, MDB_txn *txn, struct batch_req *batch)
+{
+	for (struct batch_req *r = batch; r; r = r->next)
+		if (err_breaks_txn(r->err = r->fn(st, txn, r->op))) {
+			mdb_txn_abort(txn);
+			return false;
+		}
+	return true;
+}
+
+/* Begin a transaction and sweep a few due entries in it. */
+static enum casq_err
+batch_begin(struct store *st, struct batch_req *batch, MDB_txn **txn)
+{
+	enum casq_err err = store_begin(st, true, txn);
+
+	if (err == E_OK)
+		store_sweep_nested(st, *txn, batch->now);
+	return err;
+}
+
 static void
 batch_commit(struct store *st, struct batch_req *batch)
 {
 	enum casq_err err;
 	MDB_txn *txn;
 
-	if ((err = store_begin(st, true, &txn)) == E_OK) {
-		store_sweep_nested(st, txn, batch->now);
-		for (struct batch_req *r = batch; r; r = r->next)
-			batch_apply_one(st, txn, r);
-		err = store_commit(txn);
+	if ((err = batch_begin(st, batch, &txn)) == E_OK) {
+		if (batch_run_direct(st, txn, batch)) {
+			err = store_commit(txn);
+		} else if (batch->next == NULL) {
+			return;		/* alone in the batch: its error is its answer */
+		} else if ((err = batch_begin(st, batch, &txn)) == E_OK) {
+			log_debug("group commit: a storage error; batch rerun op by op");
+			for (struct batch_req *r = batch; r; r = r->next)
+				batch_apply_one(st, txn, r);
+			err = store_commit(txn);
+		}
 	}
 	/* The commit failed: nothing in it happened, so nothing succeeded. */
 	if (err != E_OK)

@@ -304,9 +304,14 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	struct kv_op *op = arg;
 	size_t nslen = strlen(op->ns);
 	struct kv_stats s, before;
+	struct buf value = op->res.value;
 	struct kv_key kk;
 	int rc;
 
+	/* A clean result: group commit may apply an op twice. */
+	value.len = 0;
+	memset(&op->res, 0, sizeof op->res);
+	op->res.value = value;
 	if (op->kind == KV_STATS) {
 		MDB_val k = { nslen, (void *)op->ns }, v;
 

@@ -712,8 +712,14 @@ enum casq_err
 queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 {
 	struct queue_stats qs, before;
+	struct buf payload = op->res.payload;
 	int rc;
 
+	/* Start from a clean result: group commit may apply an op twice
+	 * (see store_batch.c). */
+	payload.len = 0;
+	memset(&op->res, 0, sizeof op->res);
+	op->res.payload = payload;
 	if (op->key)
 		snprintf(op->res.key, sizeof op->res.key, "%s", op->key);
 	rc = stats_get(st, txn, op->queue, &qs);

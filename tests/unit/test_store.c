@@ -8,6 +8,7 @@
  * a store of its own so expiry entries of one never reach another.
  */
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -941,6 +942,100 @@ test_map_full(void)
 	is_int(op.res.stats.ready, 0, "store: drained store has nothing ready");
 }
 
+/* --- group commit: batches that mix failing and succeeding ops --- */
+
+#define BATCH_THREADS	16
+#define BATCH_ITEMS	32	/* per claiming thread */
+
+struct batch_worker {
+	pthread_t tid;
+	int       n;
+	bool      producer;	/* enqueue into a full map (all must fail) */
+	int       ok, full, other;
+};
+
+static void *
+batch_worker_main(void *arg)
+{
+	struct batch_worker *w = arg;
+	static char big[FULL_PAYLOAD + 1];
+	char key[32];
+
+	full_payload(big, w->n);
+	for (int i = 0; i < BATCH_ITEMS; i++) {
+		struct queue_op op;
+		enum casq_err err;
+
+		snprintf(key, sizeof key, "t%02d-%03d", w->n, i);
+		op = mkop(w->producer ? QOP_ENQUEUE : QOP_CLAIM, T0, "mix", key);
+		if (w->producer) {
+			snprintf(key, sizeof key, "new%02d-%03d", w->n, i);
+			op.payload = big;
+			op.payload_len = FULL_PAYLOAD;
+		}
+		err = store_run_queue_op(st, &op);
+		if (err == E_OK && op.res.ok)
+			w->ok++;
+		else if (err == E_STORAGE_FULL)
+			w->full++;
+		else
+			w->other++;
+		queue_result_free(&op.res);
+	}
+	return NULL;
+}
+
+/* Claims and refused enqueues share batches: every claim must win, every
+ * enqueue into the full map must fail, and nothing else. */
+static void
+test_batch_mixed(void)
+{
+	struct batch_worker w[BATCH_THREADS] = { 0 };
+	static char payload[FULL_PAYLOAD + 1];
+	int claims = 0, refused = 0, other = 0, n;
+	char key[32];
+	struct queue_op op;
+
+	section("batch", 1024 * 1024);
+	/* small items to claim, then fill the map with big ones */
+	for (int t = 0; t < BATCH_THREADS / 2; t++)
+		for (int i = 0; i < BATCH_ITEMS; i++) {
+			snprintf(key, sizeof key, "t%02d-%03d", t, i);
+			enqueue(T0, "mix", key, "1", 0);
+		}
+	for (n = 0; n < 1000; n++) {
+		full_payload(payload, n);
+		snprintf(key, sizeof key, "fill%04d", n);
+		op = mkop(QOP_ENQUEUE, T0, "fill", key);
+		op.payload = payload;
+		op.payload_len = FULL_PAYLOAD;
+		if (store_run_queue_op(st, &op) != E_OK)
+			break;
+	}
+	ok(n < 1000, "batch: the map filled up after %d big items", n);
+	ok(committer_start(st, 64) == 0, "batch: committer started");
+	for (int t = 0; t < BATCH_THREADS; t++) {
+		w[t].n = t % (BATCH_THREADS / 2);
+		w[t].producer = t >= BATCH_THREADS / 2;
+		pthread_create(&w[t].tid, NULL, batch_worker_main, &w[t]);
+	}
+	for (int t = 0; t < BATCH_THREADS; t++) {
+		pthread_join(w[t].tid, NULL);
+		if (w[t].producer)
+			refused += w[t].full;
+		else
+			claims += w[t].ok;
+		other += w[t].other + (w[t].producer ? w[t].ok : w[t].full);
+	}
+	committer_stop(st);
+	is_int(claims, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every claim won although batches held refused enqueues");
+	is_int(refused, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every enqueue into the full map got E_STORAGE_FULL");
+	is_int(other, 0, "batch: no other outcome");
+	op = stats(T0, "mix");
+	is_int(op.res.stats.ready, 0, "batch: the claimed queue is empty");
+	is_int(op.res.stats.claimed, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: stats count every claim once");
+}
+
 int
 main(void)
 {
@@ -961,6 +1056,7 @@ main(void)
 	test_claim_ttl();
 	test_caller_txn();
 	test_map_full();
+	test_batch_mixed();
 	cleanup();
 	return done_testing();
 }
