@@ -84,14 +84,9 @@ read_body(FCGX_Request *fr, struct request *req)
 
 	if (FCGX_GetParam("CASQ_BODY_REFUSED", fr->envp) != NULL)
 		declared = BODY_MAX + 1;
-
-	if (declared <= 0) {
+	if (declared <= 0 || declared > BODY_MAX) {
 		req->body = xstrndup("", 0);
-		return;
-	}
-	if (declared > BODY_MAX) {
-		req->body = xstrndup("", 0);
-		req->body_len = (size_t)declared;
+		req->body_len = declared > 0 ? (size_t)declared : 0;
 		return;
 	}
 	req->body = xmalloc((size_t)declared + 1);
