@@ -34,8 +34,8 @@ usage(FILE *f)
 	    "  -m, --socket-mode MODE  permissions of a unix socket (default 0660)\n"
 	    "  -d, --data DIR          LMDB environment directory (default /var/lib/casq)\n"
 	    "  -k, --keys FILE         API keys file, name:sha256 per line (required)\n"
-	    "  -w, --workers N         worker processes (default 2)\n"
-	    "  -t, --threads N         serving threads per worker (default 16)\n"
+	    "  -w, --workers N         worker processes (default 1)\n"
+	    "  -t, --threads N         serving threads per worker (default 64)\n"
 	    "  -s, --map-size SIZE     database size limit, e.g. 512M, 4G (default 1G)\n"
 	    "  -D, --durability MODE   full (default) or relaxed; see docs/storage.md\n"
 	    "  -L, --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -215,11 +215,14 @@ main(int argc, char **argv)
 	struct config cfg = {
 		.socket_mode = 0660,
 		.data_dir = "/var/lib/casq",
-		/* Two processes of 16 threads: more than Marketo's 20
-		 * connections per instance, and one process can die without
-		 * taking the service down. */
-		.workers = 2,
-		.threads = 16,
+		/* One process of 64 threads: one committer sees every
+		 * concurrent write, so batches are as large as they get (two
+		 * processes take turns on LMDB's writer lock with half-size
+		 * batches: 0.6x the durable claims, docs/performance.md).
+		 * 64 threads cover several Marketo instances at 20
+		 * connections each. More workers isolate crashes. */
+		.workers = 1,
+		.threads = 64,
 		.map_size = 1UL << 30,
 		.shutdown_timeout_s = 10,
 		/* Marketo admins retry within minutes or hours; a day covers a
