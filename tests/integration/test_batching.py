@@ -25,6 +25,7 @@ sys.dont_write_bytecode = True     # the source tree may be read-only (distcheck
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from casqtest import (Stack, comment, eq, ok, run_main, run_threads,  # noqa: E402
                       worker_pids)
+from test_races import enqueue_all, race_flush, race_leases, race_one_key  # noqa: E402
 
 N_HOT = 256
 N_POP = 5000
@@ -39,181 +40,23 @@ DEADLINE_S = 60
 GROUP_RE = re.compile(r"group commit: (\d+) operation\(s\) in (\d+) commit\(s\)")
 
 
-def enqueue_all(s, queue, keys, nthreads):
-    bad = []
-    lock = threading.Lock()
-
-    def work(i):
-        c = s.client()
-        try:
-            for k in keys[i::nthreads]:
-                r = c.call("POST", "/v1/queues/%s/enqueue" % queue,
-                           body="key=%s&payload=%s" % (k, k),
-                           content_type="application/x-www-form-urlencoded")
-                if r.status != 200 or r.get("enqueued") is not True:
-                    with lock:
-                        bad.append((k, repr(r)))
-        finally:
-            c.close()
-    return bad, run_threads(nthreads, work, DEADLINE_S)
-
-
 # ------------------------------------------------------------------ (a)
+# test_races.py's scenarios with more items and connections.
 
 def hot_key(s):
-    s.call("GET", "/v1/queues/hot/enqueue", params={"key": "hot", "payload": "the one"})
-    barrier = threading.Barrier(N_HOT, timeout=60)
-    results = [None] * N_HOT
-
-    def claimer(i):
-        c = s.client(timeout=60)
-        try:
-            c.connect()
-            barrier.wait()
-            results[i] = c.call("GET", "/v1/queues/hot/claim",
-                                params={"key": "hot", "claimant": "t%03d" % i})
-        finally:
-            c.close()
-    t = time.monotonic()
-    errors = run_threads(N_HOT, claimer, DEADLINE_S)
-    comment("hot key: %d claims in %.2f s" % (N_HOT, time.monotonic() - t))
-    eq(errors, [], "hot key: every claimer finished without an exception")
-    got = [r for r in results if r is not None]
-    eq(dict(collections.Counter(r.status for r in got)), {200: N_HOT},
-       "hot key: all %d claims answered 200" % N_HOT)
-    winners = [(i, r) for i, r in enumerate(results) if r is not None and r.get("claimed") is True]
-    eq(len(winners), 1, "hot key: exactly one claim won")
-    if winners:
-        wi, w = winners[0]
-        who = "t%03d" % wi
-        eq((w.get("owner"), w.get("payload")), (who, "the one"), "hot key: the winner's owner and payload")
-        bad = [r.text for r in got if r.get("claimed") is False
-               and (r.get("reason"), r.get("owner")) != ("claimed", who)]
-        eq(bad[:3], [], "hot key: every loser says claimed by the winner")
-    st = s.stats("hot").json or {}
-    eq((st.get("ready"), st.get("claimed")), (0, 1), "hot key: stats ready 0, claimed 1")
+    race_one_key(s, n=N_HOT, queue="hot", name="batching: hot key", timeout=DEADLINE_S)
 
 
 def flush(s):
-    keys = ["item%05d" % i for i in range(N_POP)]
-    t = time.monotonic()
-    bad, errors = enqueue_all(s, "flush", keys, ENQ_THREADS)
-    dt = time.monotonic() - t
-    comment("flush: enqueued %d items with %d connections in %.2f s (%.0f/s)"
-            % (N_POP, ENQ_THREADS, dt, N_POP / dt))
-    eq((bad[:3], errors), ([], []), "flush: all %d enqueues answered enqueued:true" % N_POP)
-    eq(s.stats("flush").get("ready"), N_POP, "flush: stats ready %d before the flush" % N_POP)
-
-    claimed = collections.defaultdict(list)
-    lock = threading.Lock()
-    anomalies = []
-    barrier = threading.Barrier(FLUSHERS * FLUSH_THREADS, timeout=60)
-
-    def flusher(i):
-        who = "flusher%d-t%02d" % (i % FLUSHERS, i // FLUSHERS)
-        c = s.client()
-        mine = []
-        try:
-            c.connect()
-            barrier.wait()
-            while True:
-                r = c.call("GET", "/v1/queues/flush/claim", params={"claimant": who})
-                if r.status == 200 and r.get("claimed") is True:
-                    mine.append((r.get("key"), r.get("payload"), r.get("owner")))
-                elif r.status == 200 and r.get("reason") == "empty":
-                    break
-                else:
-                    anomalies.append(repr(r))
-                    break
-        finally:
-            c.close()
-            with lock:
-                for k, p, o in mine:
-                    claimed[k].append(who)
-                    if p != k or o != who:
-                        anomalies.append("key %s payload %r owner %r" % (k, p, o))
-    t = time.monotonic()
-    errors = run_threads(FLUSHERS * FLUSH_THREADS, flusher, DEADLINE_S)
-    dt = time.monotonic() - t
-    total = sum(len(v) for v in claimed.values())
-    comment("flush: %d flushers x %d connections popped %d items in %.2f s (%.0f/s)"
-            % (FLUSHERS, FLUSH_THREADS, total, dt, total / dt if dt else 0))
-    per = collections.Counter(w.split("-")[0] for v in claimed.values() for w in v)
-    comment("flush: per flusher: %s" % dict(per))
-    eq(errors, [], "flush: every flusher thread finished without an exception")
-    eq(anomalies[:3], [], "flush: every pop answered a win (own payload, own owner) or empty")
-    eq([k for k, v in claimed.items() if len(v) > 1][:5], [], "flush: no item claimed twice")
-    eq(set(claimed), set(keys), "flush: every item claimed (none lost, none invented)")
-    eq(total, N_POP, "flush: %d successful pops in all" % N_POP)
-    st = s.stats("flush").json or {}
-    eq((st.get("ready"), st.get("leased"), st.get("claimed")), (0, 0, N_POP),
-       "flush: stats ready 0, leased 0, claimed %d" % N_POP)
+    race_flush(s, n=N_POP, flushers=FLUSHERS, flush_threads=FLUSH_THREADS,
+               enq_threads=ENQ_THREADS, queue="flush", name="batching: flush",
+               timeout=DEADLINE_S)
 
 
 def leases(s):
-    keys = ["job%04d" % i for i in range(N_LEASE)]
-    bad, errors = enqueue_all(s, "lease", keys, ENQ_THREADS)
-    eq((bad[:3], errors), ([], []), "lease: all %d enqueues answered enqueued:true" % N_LEASE)
-    lock = threading.Lock()
-    acks = collections.Counter()
-    ack_attempt = {}
-    dropped = set()
-    refused = []
-    anomalies = []
-    deadline = time.monotonic() + DEADLINE_S
-
-    def consumer(i):
-        who = "c%03d" % i
-        c = s.client()
-        try:
-            while time.monotonic() < deadline:
-                r = c.call("GET", "/v1/queues/lease/claim", params={"claimant": who, "lease": 1})
-                if r.status != 200:
-                    anomalies.append(repr(r))
-                    return
-                if r.get("claimed") is not True:
-                    if r.get("reason") != "empty":
-                        anomalies.append(repr(r))
-                        return
-                    st = c.call("GET", "/v1/queues/lease").json or {}
-                    if st.get("ready") == 0 and st.get("leased") == 0:
-                        return
-                    time.sleep(0.1)
-                    continue
-                k, attempt = r.get("key"), r.get("attempt")
-                if attempt == 1 and int(k[3:]) % 10 == 7:
-                    with lock:
-                        dropped.add(k)
-                    continue
-                a = c.call("GET", "/v1/queues/lease/ack", params={"key": k, "token": r.get("token")})
-                with lock:
-                    if a.get("acked") is True:
-                        acks[k] += 1
-                        ack_attempt[k] = attempt
-                    else:
-                        refused.append((k, a.text.strip()))
-        finally:
-            c.close()
-    t = time.monotonic()
-    errors = run_threads(LEASE_THREADS, consumer, DEADLINE_S + 10)
-    dt = time.monotonic() - t
-    comment("lease: %d consumers acked %d items in %.2f s; %d left to expire; %d acks refused"
-            % (LEASE_THREADS, sum(acks.values()), dt, len(dropped), len(refused)))
-    if refused:
-        comment("lease: refused acks (lease ran out under load?): %r" % refused[:5])
-    eq(errors, [], "lease: every consumer finished without an exception")
-    eq(anomalies[:3], [], "lease: every claim answered a win or empty")
-    ok(time.monotonic() < deadline, "lease: drained before the %d s deadline" % DEADLINE_S)
-    eq(len(dropped), N_LEASE // 10, "lease: %d first leases left to expire" % (N_LEASE // 10))
-    eq(set(acks), set(keys), "lease: every item acked")
-    eq([k for k, n in acks.items() if n != 1][:5], [], "lease: no item acked twice")
-    low = [(k, ack_attempt.get(k)) for k in dropped if (ack_attempt.get(k) or 0) < 2]
-    eq(low[:5], [], "lease: every expired item was acked on attempt >= 2")
-    st = s.stats("lease").json or {}
-    eq((st.get("ready"), st.get("leased"), st.get("acked")), (0, 0, N_LEASE),
-       "lease: stats ready 0, leased 0, acked %d" % N_LEASE)
-    ok((st.get("expired") or 0) >= len(dropped), "lease: stats expired >= %d" % len(dropped),
-       "got %r" % st.get("expired"))
+    race_leases(s, n=N_LEASE, consumers=LEASE_THREADS, enq_threads=ENQ_THREADS,
+                queue="lease", name="batching: lease", deadline_s=DEADLINE_S,
+                timeout=DEADLINE_S + 10)
 
 
 def group_commit_stats(s, what):
@@ -420,7 +263,7 @@ def status_all(s, q, keys, bad_if, nthreads=16):
 def kill_pop(s):
     q = "kill-pop"
     keys = ["k%04d" % i for i in range(N_KILL)]
-    bad, errors = enqueue_all(s, q, keys, KILL_THREADS)
+    bad, errors = enqueue_all(s, q, keys, KILL_THREADS, DEADLINE_S)
     eq((bad[:3], errors), ([], []), "kill pop: %d items enqueued" % N_KILL)
 
     lock = threading.Lock()
