@@ -15,6 +15,8 @@
 
 #include "http.h"
 
+#define PARAMS_MAX	64
+
 
 static int
 hexval(int c)
@@ -69,6 +71,10 @@ request_param_add(struct request *req, const char *name, size_t nlen,
 
 	if (memchr(name, '\0', nlen) != NULL)
 		return E_BAD_PARAM;	/* a name cut short would be another name */
+	/* Every route takes a handful; more is abuse, and the duplicate
+	 * check below is quadratic in the count. */
+	if (req->nparams >= PARAMS_MAX)
+		return E_BAD_PARAM;
 	for (size_t i = 0; i < req->nparams; i++) {
 		p = &req->params[i];
 		if (strlen(p->name) == nlen && memcmp(p->name, name, nlen) == 0)

@@ -61,7 +61,9 @@ slot_spawn(struct pool *p, int i, const sigset_t *origmask)
 #ifdef __linux__
 		prctl(PR_SET_PDEATHSIG, SIGTERM);	/* die with the master */
 #endif
-		sigprocmask(SIG_SETMASK, origmask, NULL);
+		/* Signals stay blocked: worker_main installs its handlers
+		 * first, so a SIGTERM sent right after the fork waits for them. */
+		(void)origmask;
 		_exit(worker_main(p->cfg, p->listener->fd));
 	}
 	s->pid = pid;

@@ -323,8 +323,9 @@ worker_signals(sigset_t *waitmask)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
+	/* The master forks with its signals blocked; the main thread's
+	 * wait opens them all, so SIGTERM lands only there. */
+	sigemptyset(waitmask);
 }
 
 static int
