@@ -14,6 +14,7 @@
  * an operation touches, which is most of a write's work.
  */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 
 #include "store.h"
@@ -23,8 +24,7 @@ struct batch_req {
 	void             *op;
 	int64_t           now;
 	enum casq_err     err;
-	bool              done;
-	pthread_cond_t    done_cv;	/* wakes this request's thread only */
+	sem_t             done;		/* posted once its commit is durable */
 	struct batch_req *next;
 };
 
@@ -34,6 +34,7 @@ struct committer {
 	pthread_mutex_t   mu;
 	pthread_cond_t    work;		/* the committer waits for requests */
 	struct batch_req *head, **tail;
+	bool              waiting;	/* the committer sleeps on work */
 	bool              stop;
 	int               max_batch;
 	uint64_t          batches, ops;
@@ -137,23 +138,26 @@ committer_main(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
+		c->waiting = true;
 		while (c->head == NULL && !c->stop)
 			pthread_cond_wait(&c->work, &c->mu);
+		c->waiting = false;
 		if (c->head == NULL)
 			break;
 		batch = batch_take(c, &n);
-		pthread_mutex_unlock(&c->mu);
-		batch_commit(c->st, batch);
-		pthread_mutex_lock(&c->mu);
 		c->batches++;
 		c->ops += (uint64_t)n;
-		/* r->next is read before r->done is set: once done, the
-		 * request thread may return and r (on its stack) is gone. */
+		pthread_mutex_unlock(&c->mu);
+		batch_commit(c->st, batch);
+		/* Wake each request without the queue's lock, so that the
+		 * woken threads do not pile up on it. r->next is read before
+		 * the post: once posted, the request thread may return and r
+		 * (on its stack) is gone. */
 		for (struct batch_req *r = batch, *next; r; r = next) {
 			next = r->next;
-			r->done = true;
-			pthread_cond_signal(&r->done_cv);
+			sem_post(&r->done);
 		}
+		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -203,15 +207,18 @@ committer_run(struct store *st, int64_t now, store_apply_fn fn, void *op)
 {
 	struct committer *c = st->committer;
 	struct batch_req r = { .fn = fn, .op = op, .now = now };
+	bool wake;
 
-	pthread_cond_init(&r.done_cv, NULL);
+	sem_init(&r.done, 0, 0);
 	pthread_mutex_lock(&c->mu);
 	*c->tail = &r;
 	c->tail = &r.next;
-	pthread_cond_signal(&c->work);
-	while (!r.done)
-		pthread_cond_wait(&r.done_cv, &c->mu);
+	wake = c->waiting;	/* a busy committer looks at the queue anyway */
 	pthread_mutex_unlock(&c->mu);
-	pthread_cond_destroy(&r.done_cv);
+	if (wake)
+		pthread_cond_signal(&c->work);
+	while (sem_wait(&r.done) != 0)
+		;	/* EINTR */
+	sem_destroy(&r.done);
 	return r.err;
 }
