@@ -44,11 +44,14 @@ struct request {
 	const char *key_name;		/* which API key authenticated */
 };
 
+struct route_call;
+
 struct response {
 	int         status;
 	const char *reason;
 	const char *allow;		/* Allow header for 405 */
 	struct buf  body;		/* one line of compact JSON */
+	struct route_call *pending;	/* a write waiting for its commit */
 };
 
 /* --- http_request.c --- */
@@ -106,15 +109,33 @@ struct app {
 	struct store   *store;
 	struct keyring *keys;
 	int64_t         idem_ttl_ms;	/* how long responses are kept for retries */
+	/* Writes are left in res->pending for the caller to hand to the
+	 * committer (route_call_apply, then route_finish) instead of being
+	 * waited for: the serving thread goes on to the next request. */
+	bool            defer_writes;
 };
 void route_request(struct app *app, struct request *req, struct response *res);
 
-/* Run op in a transaction and render its result as the 200 answer. A
- * write with a request id goes through the stored-response table: a retry
- * gets the first answer and the op does not run again. */
+/* What a route hands to storage: op (heap) is applied in a transaction,
+ * its result rendered as the 200 answer, then released with free_op. */
 typedef void (*route_render_fn)(void *op, struct json *j);
+struct route_op {
+	bool            write;
+	store_apply_fn  apply;
+	route_render_fn render;
+	void          (*free_op)(void *op);
+	void           *op;
+};
+/* Run ro in a transaction and answer with its result; a deferred write
+ * (app->defer_writes) is left in res->pending instead. A write with a
+ * request id goes through the stored-response table: a retry gets the
+ * first answer and the op does not run again. */
 void route_exec(struct app *app, struct request *req, struct response *res,
-	bool write, store_apply_fn apply, void *op, route_render_fn render);
+	const struct route_op *ro);
+/* The transaction body of res->pending, and its answer once committed
+ * (or failed with err); route_finish releases the call. */
+enum casq_err route_call_apply(struct store *st, MDB_txn *txn, void *call);
+void route_finish(struct response *res, enum casq_err err);
 
 /* Handlers (route_queue.c, route_kv.c, route_once.c, route_admin.c). */
 typedef void route_fn(struct app *app, struct request *req, struct response *res);

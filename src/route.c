@@ -194,26 +194,27 @@ fail:
 	response_error(res, err);
 }
 
-/* The transaction body of an idempotent write: replay, refuse, or run the
- * op and store its answer in the same commit as its effect. */
-struct idem_call {
+/* An operation on its way through storage. A write with a request id
+ * goes through the stored-response table: its answer is rendered inside
+ * the transaction and stored in the same commit as its effect. */
+struct route_call {
+	struct route_op ro;
+	bool            idempotent;
+	bool            replayed;	/* a stored answer was found */
 	struct idem_op  io;
-	store_apply_fn  apply;
-	void           *op;
-	route_render_fn render;
-	struct buf     *body;
-	bool            replayed;
+	struct buf      body;		/* the answer rendered in the transaction */
 };
 
+/* The transaction body of an idempotent write: replay, refuse, or run the
+ * op and store its answer. */
 static enum casq_err
-idem_apply(struct store *st, MDB_txn *txn, void *arg)
+idem_apply(struct store *st, MDB_txn *txn, struct route_call *c)
 {
-	struct idem_call *c = arg;
 	enum casq_err err;
 	struct json j;
 
 	c->replayed = false;	/* group commit may apply this twice */
-	c->body->len = 0;
+	c->body.len = 0;
 	if ((err = idem_lookup(st, txn, &c->io)) != E_OK)
 		return err;
 	if (c->io.mismatch)
@@ -222,46 +223,68 @@ idem_apply(struct store *st, MDB_txn *txn, void *arg)
 		c->replayed = true;
 		return E_OK;
 	}
-	if ((err = c->apply(st, txn, c->op)) != E_OK)
+	if ((err = c->ro.apply(st, txn, c->ro.op)) != E_OK)
 		return err;
-	json_begin(&j, c->body);
-	c->render(c->op, &j);
-	return idem_save(st, txn, &c->io, 200, c->body->data, c->body->len);
+	json_begin(&j, &c->body);
+	c->ro.render(c->ro.op, &j);
+	return idem_save(st, txn, &c->io, 200, c->body.data, c->body.len);
+}
+
+enum casq_err
+route_call_apply(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct route_call *c = arg;
+
+	return c->idempotent ? idem_apply(st, txn, c) : c->ro.apply(st, txn, c->ro.op);
 }
 
 void
 route_exec(struct app *app, struct request *req, struct response *res,
-    bool write, store_apply_fn apply, void *op, route_render_fn render)
+    const struct route_op *ro)
 {
-	struct idem_call c = { .apply = apply, .op = op, .render = render,
-	    .body = &res->body };
-	enum casq_err err;
+	struct route_call *c = xcalloc(1, sizeof *c);
+
+	c->ro = *ro;
+	if (ro->write && req->request_id != NULL) {
+		c->idempotent = true;
+		c->io.id = req->request_id;
+		c->io.now = req->now;
+		c->io.ttl_ms = app->idem_ttl_ms;
+		memcpy(c->io.fingerprint, req->fingerprint, sizeof c->io.fingerprint);
+	}
+	res->pending = c;
+	if (ro->write && app->defer_writes)
+		return;		/* the worker hands it to the committer */
+	route_finish(res, store_run(app->store, ro->write, req->now,
+	    route_call_apply, c));
+}
+
+void
+route_finish(struct response *res, enum casq_err err)
+{
+	struct route_call *c = res->pending;
 	struct json j;
 
-	if (!write || req->request_id == NULL) {
-		if ((err = store_run(app->store, write, req->now, apply, op)) != E_OK) {
-			response_error(res, err);
-			return;
-		}
-		response_ok(res);
-		json_begin(&j, &res->body);
-		render(op, &j);
-		return;
-	}
-	c.io.id = req->request_id;
-	c.io.now = req->now;
-	c.io.ttl_ms = app->idem_ttl_ms;
-	memcpy(c.io.fingerprint, req->fingerprint, sizeof c.io.fingerprint);
-	err = store_run(app->store, true, req->now, idem_apply, &c);
+	res->pending = NULL;
 	if (err != E_OK) {
 		response_error(res, err);
-	} else if (c.replayed) {
-		res->status = c.io.status;
+	} else if (c->replayed) {
+		res->status = c->io.status;
 		res->reason = "OK";
 		res->body.len = 0;
-		buf_append(&res->body, c.io.body.data, c.io.body.len);
+		buf_append(&res->body, c->io.body.data, c->io.body.len);
+	} else if (c->idempotent) {
+		response_ok(res);
+		buf_free(&res->body);
+		res->body = c->body;
+		c->body = (struct buf){ 0 };
 	} else {
 		response_ok(res);
+		json_begin(&j, &res->body);
+		c->ro.render(c->ro.op, &j);
 	}
-	buf_free(&c.io.body);
+	buf_free(&c->io.body);
+	buf_free(&c->body);
+	c->ro.free_op(c->ro.op);
+	free(c);
 }

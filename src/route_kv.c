@@ -2,6 +2,7 @@
  * route_kv.c - values with compare-and-swap, and counters:
  * /v1/kv/{namespace}/get|set|delete|incr and /v1/kv/{namespace} (stats).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -10,15 +11,17 @@
 #define TTL_MAX_MS	(31536000LL * 1000)	/* a year */
 #define MOD_MAX		1000000000LL		/* bounds slot and bucket math */
 
-/* mod and size travel beside the op: they shape the answer, not the store. */
+/* mod and size travel beside the op: they shape the answer, not the
+ * store; value holds the text op->value points into. */
 struct kv_call {
 	struct kv_op op;
 	bool         has_mod, has_size;
 	int64_t      mod, size;
+	struct buf   value;
 };
 
 static enum casq_err
-kv_params(const struct request *req, struct kv_call *c, struct buf *value)
+kv_params(const struct request *req, struct kv_call *c)
 {
 	struct kv_op *op = &c->op;
 	enum casq_err err = E_OK;
@@ -33,12 +36,12 @@ kv_params(const struct request *req, struct kv_call *c, struct buf *value)
 	op->cas = (uint64_t)cas;
 	if (op->kind == KV_SET) {
 		if ((err = param_json_value(req, "value", E_BAD_VALUE,
-		    E_VALUE_TOO_LARGE, value)) != E_OK)
+		    E_VALUE_TOO_LARGE, &c->value)) != E_OK)
 			return err;
 		if (request_param(req, "value") == NULL)
 			return E_MISSING_VALUE;
-		op->value = value->data;
-		op->value_len = value->len;
+		op->value = c->value.data;
+		op->value_len = c->value.len;
 	}
 	if (op->kind == KV_INCR) {
 		bool given;
@@ -141,19 +144,30 @@ apply_kv(struct store *st, MDB_txn *txn, void *arg)
 }
 
 static void
+kv_call_free(void *arg)
+{
+	struct kv_call *c = arg;
+
+	kv_result_free(&c->op.res);
+	buf_free(&c->value);
+	free(c);
+}
+
+static void
 kv_route(struct app *app, struct request *req, struct response *res,
     enum kv_op_kind kind)
 {
-	struct kv_call c = { .op = { .kind = kind, .now = req->now, .ns = req->name } };
-	struct buf value = { 0 };
+	struct kv_call *c = xcalloc(1, sizeof *c);
 	enum casq_err err;
 
-	if ((err = kv_params(req, &c, &value)) != E_OK)
+	c->op = (struct kv_op){ .kind = kind, .now = req->now, .ns = req->name };
+	if ((err = kv_params(req, c)) != E_OK) {
 		response_error(res, err);
-	else
-		route_exec(app, req, res, kv_op_writes(&c.op), apply_kv, &c, render_kv);
-	kv_result_free(&c.op.res);
-	buf_free(&value);
+		kv_call_free(c);
+		return;
+	}
+	route_exec(app, req, res, &(struct route_op){ kv_op_writes(&c->op),
+	    apply_kv, render_kv, kv_call_free, c });
 }
 
 void route_kv_get(struct app *a, struct request *q, struct response *r)    { kv_route(a, q, r, KV_GET); }

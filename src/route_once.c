@@ -2,6 +2,8 @@
  * route_once.c - /v1/once/{scope}: "have I seen this id within the
  * window?", answered atomically across all workers.
  */
+#include <stdlib.h>
+
 #include "http.h"
 #include "store.h"
 
@@ -29,19 +31,23 @@ render_once(void *arg, struct json *j)
 void
 route_once(struct app *app, struct request *req, struct response *res)
 {
-	struct once_op op = { .now = req->now, .scope = req->name,
-	    .ttl_ms = ONCE_TTL_DEFAULT_MS };
+	struct once_op *op = xcalloc(1, sizeof *op);
 	enum casq_err err;
 
-	if ((err = param_text(req, "id", ITEM_KEY_MAX, E_BAD_ID, &op.id)) == E_OK &&
-	    op.id == NULL)
+	*op = (struct once_op){ .now = req->now, .scope = req->name,
+	    .ttl_ms = ONCE_TTL_DEFAULT_MS };
+	if ((err = param_text(req, "id", ITEM_KEY_MAX, E_BAD_ID, &op->id)) == E_OK &&
+	    op->id == NULL)
 		err = E_MISSING_ID;
-	if (err == E_OK && *op.id == '\0')
+	if (err == E_OK && *op->id == '\0')
 		err = E_BAD_ID;
 	if (err == E_OK)
-		err = param_seconds(req, "ttl", true, ONCE_TTL_MAX_MS, E_BAD_TTL, &op.ttl_ms);
-	if (err != E_OK)
+		err = param_seconds(req, "ttl", true, ONCE_TTL_MAX_MS, E_BAD_TTL, &op->ttl_ms);
+	if (err != E_OK) {
 		response_error(res, err);
-	else
-		route_exec(app, req, res, true, once_apply, &op, render_once);
+		free(op);
+		return;
+	}
+	route_exec(app, req, res, &(struct route_op){ true, once_apply,
+	    render_once, free, op });
 }

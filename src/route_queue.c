@@ -2,6 +2,7 @@
  * route_queue.c - the queue routes: parameters in, a queue_op through
  * storage, one line of JSON out with the outcome key first.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -9,6 +10,12 @@
 
 #define LEASE_MAX_MS	(604800LL * 1000)	/* a week: longer is a lost item */
 #define DELAY_MAX_MS	(31536000LL * 1000)	/* a year */
+
+/* The op and the payload text it points into. */
+struct queue_call {
+	struct queue_op op;
+	struct buf      payload;
+};
 
 static enum casq_err
 queue_op_params(const struct request *req, struct queue_op *op,
@@ -168,32 +175,43 @@ render(struct json *j, const struct queue_op *op)
 }
 
 static void
-render_cb(void *op, struct json *j)
+render_cb(void *arg, struct json *j)
 {
-	render(j, op);
+	render(j, &((struct queue_call *)arg)->op);
 }
 
 static enum casq_err
-apply_cb(struct store *st, MDB_txn *txn, void *op)
+apply_cb(struct store *st, MDB_txn *txn, void *arg)
 {
-	return queue_apply(st, txn, op);
+	return queue_apply(st, txn, &((struct queue_call *)arg)->op);
+}
+
+static void
+queue_call_free(void *arg)
+{
+	struct queue_call *c = arg;
+
+	queue_result_free(&c->op.res);
+	buf_free(&c->payload);
+	free(c);
 }
 
 static void
 queue_route(struct app *app, struct request *req, struct response *res,
     enum queue_op_kind kind)
 {
-	struct queue_op op = { .kind = kind, .now = req->now, .queue = req->name,
-	    .claimant = "" };
-	struct buf payload = { 0 };
+	struct queue_call *c = xcalloc(1, sizeof *c);
 	enum casq_err err;
 
-	if ((err = queue_op_params(req, &op, &payload)) != E_OK)
+	c->op = (struct queue_op){ .kind = kind, .now = req->now,
+	    .queue = req->name, .claimant = "" };
+	if ((err = queue_op_params(req, &c->op, &c->payload)) != E_OK) {
 		response_error(res, err);
-	else
-		route_exec(app, req, res, queue_op_writes(&op), apply_cb, &op, render_cb);
-	queue_result_free(&op.res);
-	buf_free(&payload);
+		queue_call_free(c);
+		return;
+	}
+	route_exec(app, req, res, &(struct route_op){ queue_op_writes(&c->op),
+	    apply_cb, render_cb, queue_call_free, c });
 }
 
 void route_enqueue(struct app *a, struct request *q, struct response *r)     { queue_route(a, q, r, QOP_ENQUEUE); }

@@ -87,7 +87,15 @@ void store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now);
 /* Start a committer thread: from then on store_run's writes are queued
  * and committed in batches of up to max_batch operations. */
 int  committer_start(struct store *st, int max_batch);
+/* Commit what is queued and run its callbacks, then stop. */
 void committer_stop(struct store *st);
+/* Queue fn(op) for the next commit and return at once; done(done_arg,
+ * err) runs on the completer thread once that commit is durable (or
+ * failed). Needs a started committer. */
+typedef void (*committer_done_fn)(void *done_arg, enum casq_err err);
+void committer_submit(struct store *st, int64_t now, store_apply_fn fn,
+	void *op, committer_done_fn done, void *done_arg);
+/* Queue fn(op) and wait for its commit. */
 enum casq_err committer_run(struct store *st, int64_t now, store_apply_fn fn,
 	void *op);
 enum casq_err store_commit(MDB_txn *txn);

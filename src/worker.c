@@ -22,12 +22,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fcgiapp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,9 +44,6 @@
 #define IDLE_SWEEP_BATCH	256
 /* Operations per commit at most: bounds the latency one batch adds. */
 #define COMMIT_BATCH_MAX	256
-/* Idle kept-alive connections per worker; nginx's own pool ("keepalive
- * N" per nginx worker) stays far below this. Past it, connections close. */
-#define IDLE_CONN_MAX	256
 /* Serving threads' stacks: request handling is shallow (JSON nesting is
  * capped at 32 before anything recurses). */
 #define THREAD_STACK_SIZE	(512 * 1024)
@@ -55,12 +53,7 @@ struct worker {
 	struct app           app;
 	int                  listen_fd;
 	int                  stop_pipe[2];	/* written once: stop */
-	int                  wake_pipe[2];	/* a connection became idle */
-	pthread_mutex_t      accept_lock;	/* one thread waits for work */
-	pthread_mutex_t      idle_lock;
-	int                  idle[IDLE_CONN_MAX];	/* kept-alive connections */
-	int                  nidle;
-	unsigned             turn;		/* where wait_for_work looks first */
+	int                  epfd;		/* listener, parked connections, stop */
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -118,102 +111,50 @@ send_response(FCGX_Request *fr, const struct response *res)
 	FCGX_PutStr("\n", 1, fr->out);
 }
 
-static void
-handle_request(struct app *app, FCGX_Request *fr)
-{
-	struct request req = { 0 };
-	struct response res = { 0 };
-	const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
-	const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
-
-	req.method = method ? method : "GET";
-	req.uri = uri ? uri : FCGX_GetParam("DOCUMENT_URI", fr->envp);
-	req.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
-	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
-	req.api_key = FCGX_GetParam("HTTP_X_API_KEY", fr->envp);
-	req.idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
-	req.now = clock_now_ms();
-	read_body(fr, &req);
-	route_request(app, &req, &res);
-	send_response(fr, &res);
-	log_debug("%s %s %d", req.method, req.path, res.status);
-	request_free(&req);
-	free(req.body);
-	response_free(&res);
-}
-
-/* Park a kept-alive connection until nginx sends its next request;
- * false when the set is full (the caller closes it instead). */
+/* Watch fd for its next request: one thread gets it, once (EPOLLONESHOT),
+ * until it is parked again. */
 static bool
-idle_add(struct worker *w, int fd)
+park(struct worker *w, int fd)
 {
-	bool added;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd };
 
-	pthread_mutex_lock(&w->idle_lock);
-	added = w->nidle < IDLE_CONN_MAX;
-	if (added)
-		w->idle[w->nidle++] = fd;
-	pthread_mutex_unlock(&w->idle_lock);
-	if (added)
-		(void)!write(w->wake_pipe[1], "x", 1);
-	return added;
+	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ||
+	    (errno == ENOENT && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0);
 }
 
-static void
-idle_remove(struct worker *w, int fd)
-{
-	pthread_mutex_lock(&w->idle_lock);
-	for (int i = 0; i < w->nidle; i++)
-		if (w->idle[i] == fd) {
-			w->idle[i] = w->idle[--w->nidle];
-			break;
-		}
-	pthread_mutex_unlock(&w->idle_lock);
-}
-
-/* Wait for work: a new connection (*fd = -1), a request on an idle
- * kept-alive connection (*fd = it), or the stop (false). Ready sources
- * are served in turn, starting after the one served last time: under
- * load several are always ready, and a fixed order would starve the
- * last ones. */
+/* Wait for work: a new connection, accepted here, or a request on a
+ * parked kept-alive connection: *fd = it. False: the worker stops. The
+ * listener is one-shot too, so one thread takes a new connection while
+ * the others sleep, and it is watched again as soon as that one is
+ * accepted. A connection may have gone to another worker process:
+ * EAGAIN, and we wait again. */
 static bool
 wait_for_work(struct worker *w, int *fd)
 {
-	struct pollfd pfd[3 + IDLE_CONN_MAX];
-	char drain[64];
+	struct epoll_event ev;
 
 	for (;;) {
-		int n = 2, rc;
+		int rc = epoll_wait(w->epfd, &ev, 1, -1);
 
-		pfd[0] = (struct pollfd){ .fd = w->stop_pipe[0], .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = w->wake_pipe[0], .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = w->listen_fd, .events = POLLIN };
-		pthread_mutex_lock(&w->idle_lock);
-		for (int i = 0; i < w->nidle; i++)
-			pfd[n++] = (struct pollfd){ .fd = w->idle[i], .events = POLLIN };
-		pthread_mutex_unlock(&w->idle_lock);
-		rc = poll(pfd, (nfds_t)n, -1);
 		if (rc < 0 && errno != EINTR) {
-			log_warn("poll: %s", strerror(errno));
+			log_warn("epoll_wait: %s", strerror(errno));
 			return false;
 		}
 		if (rc <= 0)
 			continue;
-		if (pfd[0].revents)
+		if (ev.data.fd == w->stop_pipe[0])
 			return false;
-		if (pfd[1].revents)
-			(void)!read(w->wake_pipe[0], drain, sizeof drain);
-		for (int k = 0; k < n - 2; k++) {
-			int i = 2 + (int)((w->turn + (unsigned)k) % (unsigned)(n - 2));
-
-			if (!pfd[i].revents)
-				continue;
-			w->turn += (unsigned)k + 1;
-			*fd = i == 2 ? -1 : pfd[i].fd;
-			if (*fd >= 0)
-				idle_remove(w, *fd);
+		if (ev.data.fd != w->listen_fd) {
+			*fd = ev.data.fd;
 			return true;
 		}
+		*fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (*fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != ECONNABORTED && errno != EINTR)
+			log_warn("accept: %s", strerror(errno));
+		park(w, w->listen_fd);
+		if (*fd >= 0)
+			return true;
 	}
 }
 
@@ -221,24 +162,20 @@ wait_for_work(struct worker *w, int *fd)
 static bool
 accept_next(struct worker *w, FCGX_Request *fr)
 {
-	bool got = false;
 	int fd;
 
-	pthread_mutex_lock(&w->accept_lock);
-	while (!got && wait_for_work(w, &fd)) {
-		/* fd >= 0: FCGX_Accept_r reads the next request from it (or
-		 * sees it closed, closes it and tries the listener). A new
-		 * connection may have gone to another process: EAGAIN, and
-		 * we wait again. */
+	while (wait_for_work(w, &fd)) {
+		/* FCGX_Accept_r reads the next request from fd, or sees it
+		 * closed, closes it and tries the listener (non-blocking:
+		 * EAGAIN, and we wait again). It first "finishes" the
+		 * previous request and closes ipcFd unless keepConnection
+		 * is set: set it, or fd would be closed with a request on it. */
 		fr->ipcFd = fd;
-		/* FCGX_Accept_r first "finishes" the previous request and
-		 * closes ipcFd unless keepConnection is set: set it, or the
-		 * idle connection would be dropped with a request on it. */
-		fr->keepConnection = fd >= 0;
-		got = FCGX_Accept_r(fr) >= 0;
+		fr->keepConnection = 1;
+		if (FCGX_Accept_r(fr) >= 0)
+			return true;
 	}
-	pthread_mutex_unlock(&w->accept_lock);
-	return got;
+	return false;
 }
 
 /* Read what is left of the request's stdin, up to its end record: a kept
@@ -260,36 +197,87 @@ drain_stdin(FCGX_Request *fr)
 		}
 }
 
-/* Finish the request; a connection nginx keeps open goes to the idle set
- * instead of staying with this thread. */
+/* One request from its accept to its reply. A write's exchange outlives
+ * the serving thread's turn: the committer's completer replies. */
+struct exchange {
+	struct worker  *w;
+	FCGX_Request    fr;
+	struct request  req;
+	struct response res;
+};
+
+/* Send the answer and finish the request; a connection nginx keeps open
+ * goes to the idle set instead of staying with a thread. */
 static void
-finish_request(struct worker *w, FCGX_Request *fr)
+exchange_reply(struct exchange *x)
 {
+	FCGX_Request *fr = &x->fr;
+
+	send_response(fr, &x->res);
+	log_debug("%s %s %d", x->req.method, x->req.path, x->res.status);
+	FCGX_Finish_r(fr);
+	if (fr->ipcFd >= 0 && !park(x->w, fr->ipcFd))
+		close(fr->ipcFd);
+	request_free(&x->req);
+	free(x->req.body);
+	response_free(&x->res);
+	free(x);
+}
+
+/* The completer: x's write is durable (or failed with err). */
+static void
+exchange_committed(void *arg, enum casq_err err)
+{
+	struct exchange *x = arg;
+
+	route_finish(&x->res, err);
+	exchange_reply(x);
+}
+
+static void
+handle_request(struct exchange *x)
+{
+	struct app *app = &x->w->app;
+	struct request *req = &x->req;
+	FCGX_Request *fr = &x->fr;
+	const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
+	const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
+
+	req->method = method ? method : "GET";
+	req->uri = uri ? uri : FCGX_GetParam("DOCUMENT_URI", fr->envp);
+	req->content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
+	req->authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
+	req->api_key = FCGX_GetParam("HTTP_X_API_KEY", fr->envp);
+	req->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
+	req->now = clock_now_ms();
+	read_body(fr, req);
 	if (fr->keepConnection)
 		drain_stdin(fr);
-	if (fr->keepConnection && w->nidle >= IDLE_CONN_MAX)
-		fr->keepConnection = 0;
-	FCGX_Finish_r(fr);
-	if (fr->ipcFd >= 0) {
-		if (!idle_add(w, fr->ipcFd))
-			close(fr->ipcFd);
-		fr->ipcFd = -1;
-	}
+	route_request(app, req, &x->res);
+	if (x->res.pending != NULL)
+		committer_submit(app->store, req->now, route_call_apply,
+		    x->res.pending, exchange_committed, x);
+	else
+		exchange_reply(x);
 }
 
 static void *
 serve_thread(void *arg)
 {
 	struct worker *w = arg;
-	FCGX_Request fr;
 
-	FCGX_InitRequest(&fr, w->listen_fd, 0);
-	while (accept_next(w, &fr)) {
-		handle_request(&w->app, &fr);
-		finish_request(w, &fr);
+	for (;;) {
+		struct exchange *x = xcalloc(1, sizeof *x);
+
+		x->w = w;
+		FCGX_InitRequest(&x->fr, w->listen_fd, 0);
+		if (!accept_next(w, &x->fr)) {
+			FCGX_Free(&x->fr, 1);
+			free(x);
+			return NULL;
+		}
+		handle_request(x);
 	}
-	FCGX_Free(&fr, 1);
-	return NULL;
 }
 
 /* Relaxed mode skips the meta-page flush on commit; flush it once per
@@ -328,6 +316,21 @@ worker_signals(sigset_t *waitmask)
 	sigemptyset(waitmask);
 }
 
+/* What the serving threads wait on: the stop pipe (level-triggered: once
+ * written, every thread sees it) and the listener. */
+static bool
+watch_start(struct worker *w)
+{
+	struct epoll_event stop = { .events = EPOLLIN };
+
+	if (pipe(w->stop_pipe) != 0 ||
+	    (w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return false;
+	stop.data.fd = w->stop_pipe[0];
+	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_pipe[0], &stop) == 0 &&
+	    park(w, w->listen_fd);
+}
+
 static int
 worker_open(struct worker *w)
 {
@@ -336,6 +339,7 @@ worker_open(struct worker *w)
 	char why[256];
 
 	w->app.idem_ttl_ms = cfg->idem_ttl_ms;
+	w->app.defer_writes = true;	/* the completer replies to writes */
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
 	    (w->app.keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
@@ -343,15 +347,10 @@ worker_open(struct worker *w)
 		return -1;
 	}
 	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
-	    pipe(w->stop_pipe) != 0 || pipe(w->wake_pipe) != 0 ||
-	    FCGX_Init() != 0) {
+	    FCGX_Init() != 0 || !watch_start(w)) {
 		log_error("worker start failed: %s", strerror(errno));
 		return -1;
 	}
-	fcntl(w->wake_pipe[0], F_SETFL, O_NONBLOCK);
-	fcntl(w->wake_pipe[1], F_SETFL, O_NONBLOCK);
-	pthread_mutex_init(&w->accept_lock, NULL);
-	pthread_mutex_init(&w->idle_lock, NULL);
 	return 0;
 }
 
@@ -386,8 +385,7 @@ worker_main(const struct config *cfg, int listen_fd)
 	(void)!write(w.stop_pipe[1], "x", 1);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	for (int i = 0; i < w.nidle; i++)
-		close(w.idle[i]);
+	committer_stop(w.app.store);	/* replies to the writes in flight */
 	if (cfg->relaxed)
 		store_sync(w.app.store);	/* a graceful stop loses nothing */
 	rc = started > 0 ? 0 : 1;
