@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "store.h"
 
 struct config {
 	const char *listen;	/* NULL: inherited socket on fd 0 or LISTEN_FDS */
@@ -36,6 +37,8 @@ void listener_close(struct listener *l);
 
 /* worker.c: serve until SIGTERM; returns the process exit status. */
 int  worker_main(const struct config *cfg, int listen_fd);
+/* How every process of this config opens the environment. */
+struct store_config config_store(const struct config *cfg);
 
 /* pool.c: run the master until SIGTERM/SIGINT; returns the exit status. */
 int  pool_run(const struct config *cfg, struct listener *l);

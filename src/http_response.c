@@ -57,6 +57,7 @@ static const struct {
 	[E_INTERNAL]          = { 500, "Internal Error", "internal", "internal error; see the casqd log" },
 	[E_UNAVAILABLE]       = { 503, "Unavailable", "unavailable", "the database cannot be read; see the casqd log" },
 	[E_STORAGE_FULL]      = { 507, "Storage Full", "storage_full", "the database is full; nothing stored was changed" },
+	[E_SPACE_REFUSED]     = { 507, "Storage Full", "storage_full", "the database is full; nothing stored was changed" },
 };
 
 int         err_status(enum casq_err err) { return err_table[err].status; }

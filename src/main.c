@@ -35,7 +35,7 @@ usage(FILE *f)
 	    "  -d, --data DIR          LMDB environment directory (default /var/lib/casq)\n"
 	    "  -k, --keys FILE         API keys file, name:sha256 per line (required)\n"
 	    "  -w, --workers N         worker processes (default 1)\n"
-	    "  -t, --threads N         serving threads per worker (default 64)\n"
+	    "  -t, --threads N         serving threads per worker (default 16)\n"
 	    "  -s, --map-size SIZE     database size limit, e.g. 512M, 4G (default 1G)\n"
 	    "  -D, --durability MODE   full (default) or relaxed; see docs/storage.md\n"
 	    "  -L, --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -66,18 +66,25 @@ parse_size(const char *s)
 	char *end;
 	unsigned long long v;
 
+	unsigned shift = 0;
+
+	if (*s < '0' || *s > '9')	/* strtoull takes " 1" and "-1" */
+		die("bad size: %s", s);
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (errno || end == s)
 		die("bad size: %s", s);
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	}
 	if (*end != '\0')
 		die("bad size: %s", s);
+	if (v > (SIZE_MAX >> shift))
+		die("map size %s is too large", s);
+	v <<= shift;
 	if (v < MAP_SIZE_MIN)
 		die("map size %s is below the minimum of 256K", s);
 	return (size_t)v;
@@ -215,14 +222,14 @@ main(int argc, char **argv)
 	struct config cfg = {
 		.socket_mode = 0660,
 		.data_dir = "/var/lib/casq",
-		/* One process of 64 threads: one committer sees every
-		 * concurrent write, so batches are as large as they get (two
-		 * processes take turns on LMDB's writer lock with half-size
-		 * batches: 0.6x the durable claims, docs/performance.md).
-		 * 64 threads cover several Marketo instances at 20
-		 * connections each. More workers isolate crashes. */
+		/* One process: one committer sees every concurrent write,
+		 * so batches are as large as they get (two processes take
+		 * turns on LMDB's writer lock with half-size batches,
+		 * docs/performance.md). Writes do not hold a serving thread
+		 * while they commit, so a few threads keep two cores busy;
+		 * 16 leave room for reads. More workers isolate crashes. */
 		.workers = 1,
-		.threads = 64,
+		.threads = 16,
 		.map_size = 1UL << 30,
 		.shutdown_timeout_s = 10,
 		/* Marketo admins retry within minutes or hours; a day covers a
@@ -240,7 +247,7 @@ main(int argc, char **argv)
 	lock_data_dir(cfg.data_dir);
 	/* Create and check the database here, then close it: workers open
 	 * their own environment after the fork. */
-	sc = (struct store_config){ cfg.data_dir, cfg.map_size, cfg.relaxed };
+	sc = config_store(&cfg);
 	if (store_open(&sc, &st, why, sizeof why) != 0)
 		die("%s", why);
 	store_close(st);

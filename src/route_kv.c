@@ -63,6 +63,14 @@ floor_div(int64_t a, int64_t b)
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+/* Counter values 1..size are bucket 0, size+1..2*size bucket 1, and so
+ * on: floor((v - 1) / size), without overflowing at INT64_MIN. */
+static int64_t
+bucket_of(int64_t v, int64_t size)
+{
+	return v > 0 ? (v - 1) / size : floor_div(v + (size - 1), size) - 1;
+}
+
 static void
 render_head(struct json *j, const char *outcome, const struct kv_op *op)
 {
@@ -114,7 +122,7 @@ render_kv(void *arg, struct json *j)
 		if (c->has_mod)
 			json_int(j, "slot", ((r->counter % c->mod) + c->mod) % c->mod);
 		if (c->has_size)
-			json_int(j, "bucket", floor_div(r->counter - 1, c->size));
+			json_int(j, "bucket", bucket_of(r->counter, c->size));
 		break;
 	case KV_STATS:
 		json_obj_open(j, NULL);

@@ -19,7 +19,7 @@
 /* ...and at least this many pages (a batch of claims dirties a few hundred
  * pages before any freed page can be reused), but never half the map. */
 #define HEADROOM_MIN_PAGES	256
-/* Reader slots: workers x threads plus headroom for mdb_stat/mdb_dump. */
+/* Reader slots when the config does not say: tools and tests. */
 #define STORE_MAX_READERS	1024
 
 static const struct {
@@ -98,7 +98,8 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 		flags |= MDB_NOMETASYNC;
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(st->env, cfg->max_readers ?
+	    cfg->max_readers : STORE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(st->env, cfg->map_size)) != 0 ||
 	    (rc = mdb_env_open(st->env, cfg->dir, flags, 0600)) != 0) {
 		snprintf(why, whylen, "cannot open database in %s: %s",
@@ -150,6 +151,8 @@ store_map_error(int rc, const char *what)
 	switch (rc) {
 	case 0:
 		return E_OK;
+	case STORE_SPACE_REFUSED:
+		return E_SPACE_REFUSED;
 	case MDB_MAP_FULL:
 	case ENOSPC:
 	case EDQUOT:
@@ -423,7 +426,13 @@ store_space_low(struct store *st)
 	reserve = pages * HEADROOM_PCT / 100;
 	if (reserve < HEADROOM_MIN_PAGES)
 		reserve = HEADROOM_MIN_PAGES < pages / 2 ? HEADROOM_MIN_PAGES : pages / 2;
-	/* Far below the high-water mark nothing needs counting; near it,
-	 * the free list (a short scan) says how much was given back. */
-	return used + reserve > pages && used - free_pages(st) + reserve > pages;
+	if (used + reserve <= pages)
+		return false;	/* far below the high-water mark */
+	/* Near it (and forever after: the file never shrinks), the free
+	 * list says how much was given back; it changes only on commit. */
+	if (st->free_txnid != info.me_last_txnid) {
+		st->free_count = free_pages(st);
+		st->free_txnid = info.me_last_txnid;
+	}
+	return used - st->free_count + reserve > pages;
 }

@@ -50,12 +50,17 @@ struct store {
 	struct sweep_counts swept;
 	int64_t  swept_logged_at;
 	atomic_bool swept_pending;	/* counts wait for the next tick */
+	/* Pages on the free list as of commit free_txnid: counted once per
+	 * commit, not per write (only the writing thread uses these). */
+	size_t   free_count;
+	size_t   free_txnid;
 };
 
 struct store_config {
 	const char *dir;
 	size_t      map_size;
 	bool        relaxed;	/* MDB_NOMETASYNC: may lose the last commits on power loss */
+	unsigned    max_readers;	/* 0: STORE_MAX_READERS */
 };
 
 /* Open (creating if needed) the environment and every database; check the
@@ -66,8 +71,11 @@ void store_close(struct store *st);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
 /* True when the map is so full that new data must be refused (507) to
- * keep room for the claims, acks and deletes that drain it. */
+ * keep room for the claims, acks and deletes that drain it. An operation
+ * that refuses returns STORE_SPACE_REFUSED before writing anything, so
+ * the transaction stays usable (unlike MDB_MAP_FULL). */
 bool store_space_low(struct store *st);
+#define STORE_SPACE_REFUSED	(MDB_LAST_ERRCODE + 1000)
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
 

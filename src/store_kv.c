@@ -153,17 +153,28 @@ result_from_rec(struct kv_result *res, const struct kv_rec *r)
 	buf_append(&res->value, r->value, r->h.value_len);
 }
 
+/* Refuse, before anything is written, a write that would add data to a
+ * nearly full map: a new (or expired) key, or a value longer than the
+ * stored one (len 0: a counter, whose few digits are not counted). */
+static bool
+kv_refused(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+    int64_t now, size_t len)
+{
+	struct kv_rec r;
+
+	if (!store_space_low(st))
+		return false;
+	return kv_get(st, txn, kk, &r) != 0 ||
+	    (r.h.expires_at != 0 && r.h.expires_at <= now) || len > r.h.value_len;
+}
+
 /* Write value as the next version of the record (or a new one). */
 static int
 kv_write(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, const struct kv_rec *old, bool exists,
     const char *value, size_t len, struct kv_stats *s)
 {
-	struct kv_hdr h;
-
-	if ((!exists || len > old->h.value_len) && store_space_low(st))
-		return MDB_MAP_FULL;
-	h = (struct kv_hdr){
+	struct kv_hdr h = {
 		.version = exists ? old->h.version + 1 : s->version_floor + 1,
 		.updated_at = op->now,
 		.expires_at = op->ttl_ms > 0 ? op->now + op->ttl_ms :
@@ -193,9 +204,13 @@ kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, struct kv_stats *s)
 {
 	struct kv_rec r;
-	int rc = kv_load(st, txn, kk, &r, s, op->now, true);
-	bool exists = rc == 0;
+	int rc;
+	bool exists;
 
+	if (kv_refused(st, txn, kk, op->now, op->value_len))
+		return STORE_SPACE_REFUSED;
+	rc = kv_load(st, txn, kk, &r, s, op->now, true);
+	exists = rc == 0;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	if (!cas_matches(op, exists, &r)) {
@@ -264,9 +279,13 @@ kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
 	struct kv_rec r;
 	int64_t v = 0;
 	char text[32];
-	int rc = kv_load(st, txn, kk, &r, s, op->now, true), n;
-	bool exists = rc == 0;
+	int rc, n;
+	bool exists;
 
+	if (kv_refused(st, txn, kk, op->now, 0))
+		return STORE_SPACE_REFUSED;
+	rc = kv_load(st, txn, kk, &r, s, op->now, true);
+	exists = rc == 0;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	if (exists && !counter_value(&r, &v)) {

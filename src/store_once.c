@@ -34,7 +34,7 @@ once_apply(struct store *st, MDB_txn *txn, void *arg)
 	op->first = rc == MDB_NOTFOUND || rec.expires_at <= op->now;
 	if (op->first) {
 		if (rc == MDB_NOTFOUND && store_space_low(st))
-			return store_map_error(MDB_MAP_FULL, "once");
+			return E_SPACE_REFUSED;
 		rec.first_seen = op->now;
 		rec.expires_at = op->now + op->ttl_ms;
 		rec.count = 0;

@@ -33,6 +33,8 @@ struct item_hdr {
 	uint32_t payload_len;
 	char     token[TOKEN_HEX_LEN];
 };
+/* docs/storage.md gives this layout, tail padding included. */
+_Static_assert(sizeof(struct item_hdr) == 80, "item header layout");
 
 struct item {
 	struct item_hdr h;
@@ -405,7 +407,7 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	if (rc != MDB_NOTFOUND)
 		return rc;
 	if (store_space_low(st))
-		return MDB_MAP_FULL;
+		return STORE_SPACE_REFUSED;
 	h.state = ITEM_READY;
 	h.seq = qs->next_seq++;
 	h.enqueued_at = op->now;

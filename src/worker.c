@@ -316,6 +316,19 @@ worker_signals(sigset_t *waitmask)
 	sigemptyset(waitmask);
 }
 
+struct store_config
+config_store(const struct config *cfg)
+{
+	return (struct store_config){
+		.dir = cfg->data_dir,
+		.map_size = cfg->map_size,
+		.relaxed = cfg->relaxed,
+		/* a read transaction per serving thread at most; one more
+		 * worker for a restart's overlap, and room for mdb_stat */
+		.max_readers = (unsigned)((cfg->workers + 1) * (cfg->threads + 2) + 126),
+	};
+}
+
 /* What the serving threads wait on: the stop pipe (level-triggered: once
  * written, every thread sees it) and the listener. */
 static bool
@@ -335,7 +348,7 @@ static int
 worker_open(struct worker *w)
 {
 	const struct config *cfg = w->cfg;
-	struct store_config sc = { cfg->data_dir, cfg->map_size, cfg->relaxed };
+	struct store_config sc = config_store(cfg);
 	char why[256];
 
 	w->app.idem_ttl_ms = cfg->idem_ttl_ms;

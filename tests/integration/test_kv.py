@@ -267,6 +267,11 @@ def counters(s):
     r = kv("incr", key="negs", by=-7, mod=3, size=2)
     eq((r.get("value"), r.get("slot"), r.get("bucket")), (-7, 2, -4),
        "incr to -7: slot 2 (mod 3, never negative), bucket floor(-8/2) = -4")
+    low = -(2 ** 63)
+    r = kv("incr", key="lowest", by=str(low), mod=1000000000, size=1000000000)
+    eq((r.status, r.get("value"), r.get("slot"), r.get("bucket")),
+       (200, low, low % 1000000000, (low - 1) // 1000000000),
+       "incr to INT64_MIN: slot and bucket computed without overflow")
 
     # non-counters
     for k, body, what in (("s", {"key": "s", "value": "abc"}, "a JSON string"),
@@ -301,8 +306,8 @@ def counters(s):
 
     r = s.call("GET", "/v1/kv/" + ns)
     st = r.json or {}
-    # n x5, rr x7, bk x7, both, negs, big (not the overflow), form5, num = 24
-    eq(st.get("incrs"), 24, "stats: 24 successful incrs (refused ones not counted)")
+    # n x5, rr x7, bk x7, both, negs, lowest, big (not the overflow), form5, num = 25
+    eq(st.get("incrs"), 25, "stats: 25 successful incrs (refused ones not counted)")
 
 
 def errors(s):

@@ -894,7 +894,7 @@ test_map_full(void)
 			break;
 	}
 	diag("map full after %d items of %d bytes", n, FULL_PAYLOAD);
-	is_int(err, E_STORAGE_FULL, "store: enqueue into a 256 KiB map ends in E_STORAGE_FULL (%s)", err_code(err));
+	is_int(err, E_SPACE_REFUSED, "store: enqueue into a 256 KiB map is refused before the map is full (%s)", err_code(err));
 	ok(n > 3, "store: several 8 KiB items fit before the map is full (%d)", n);
 	op = status(T0 + n, "full", key);
 	is_int(op.res.state, ITEM_ABSENT, "store: the refused item was not stored");
@@ -977,7 +977,7 @@ batch_worker_main(void *arg)
 		err = store_run_queue_op(st, &op);
 		if (err == E_OK && op.res.ok)
 			w->ok++;
-		else if (err == E_STORAGE_FULL)
+		else if (err == E_SPACE_REFUSED || err == E_STORAGE_FULL)
 			w->full++;
 		else
 			w->other++;
@@ -1034,7 +1034,7 @@ test_batch_mixed(void)
 	}
 	committer_stop(st);
 	is_int(claims, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every claim won although batches held refused enqueues");
-	ok(refused > BATCH_THREADS * BATCH_ITEMS / 4, "batch: enqueues into the full map got E_STORAGE_FULL (%d, %d accepted later)", refused, accepted);
+	ok(refused > BATCH_THREADS * BATCH_ITEMS / 4, "batch: enqueues into the full map were refused (%d, %d accepted later)", refused, accepted);
 	is_int(refused + accepted, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every enqueue was refused or stored");
 	is_int(other, 0, "batch: no other outcome");
 	op = stats(T0, "mixnew");
