@@ -3,25 +3,31 @@
  * fork, starts the group committer, and serves FastCGI requests on
  * several threads until told to stop.
  *
- * Threads: each serving thread owns one FCGX_Request. A per-process
- * accept lock lets one thread at a time wait for a connection, so a new
- * connection wakes one thread, not all of them. Reads run in the serving
- * thread; writes are handed to the committer (store_batch.c), which
- * commits everything that queued up during the previous flush at once.
- *
- * Stopping: every thread blocks SIGTERM; the main thread alone waits for
- * it, then writes to a pipe that every serving thread polls. A thread in
- * the middle of a request finishes it (and its answer) first.
+ * Threads: serving threads wait together in epoll_wait on one epoll set:
+ * the listening socket, every kept-alive connection and the stop pipe.
+ * Sockets are one-shot, so each event wakes exactly one thread, and no
+ * lock is passed between threads. A thread reads the request (one
+ * struct exchange each) and routes it: a read answers at once; a write
+ * goes to the committer (store_batch.c) and the thread takes the next
+ * request. The committer's completer thread sends the write's answer
+ * once its commit is durable. A write thus costs no thread switch of its
+ * own, and the number of writes in one commit is bounded by the requests
+ * nginx has in flight, not by the number of threads.
  *
  * Kept-alive upstream connections (nginx fastcgi_keep_conn): after its
- * response, a kept connection goes back to an idle set that the accepting
- * thread polls together with the listening socket. No thread ever sits on
- * an idle connection, so however many nginx keeps open, a new request is
- * served as soon as a thread is free.
+ * response, a kept connection is parked in the epoll set again (armed
+ * for one event). No thread ever sits on an idle connection, so however
+ * many nginx keeps open, a new request is served as soon as a thread is
+ * free.
+ *
+ * Stopping: every thread blocks SIGTERM; the main thread alone waits for
+ * it, then writes to the stop pipe, which every serving thread sees. A
+ * thread in the middle of a request finishes it first; writes already
+ * handed over are committed and answered before the process exits.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +50,8 @@
 #define IDLE_SWEEP_BATCH	256
 /* Operations per commit at most: bounds the latency one batch adds. */
 #define COMMIT_BATCH_MAX	256
+/* malloc arenas per worker: one per core of the machine we measured */
+#define WORKER_ARENAS	2
 /* Serving threads' stacks: request handling is shallow (JSON nesting is
  * capped at 32 before anything recurses). */
 #define THREAD_STACK_SIZE	(512 * 1024)
@@ -351,6 +359,12 @@ worker_open(struct worker *w)
 	struct store_config sc = config_store(cfg);
 	char why[256];
 
+#ifdef M_ARENA_MAX
+	/* A request is allocated by a serving thread and freed by the
+	 * completer: with glibc's default of one arena per thread, each
+	 * serving thread keeps about a megabyte of freed requests. */
+	mallopt(M_ARENA_MAX, WORKER_ARENAS);
+#endif
 	w->app.idem_ttl_ms = cfg->idem_ttl_ms;
 	w->app.defer_writes = true;	/* the completer replies to writes */
 	/* Never inherit an environment across fork: open our own. */
