@@ -174,9 +174,14 @@ store_begin(struct store *st, bool write, MDB_txn **txn)
 	if (rc == MDB_READERS_FULL && store_reader_check(st) > 0)
 		rc = mdb_txn_begin(st->env, NULL, flags, txn);
 	if (rc == MDB_MAP_RESIZED) {
-		/* Another process grew the map: adopt its size and retry. */
-		mdb_env_set_mapsize(st->env, 0);
-		rc = mdb_txn_begin(st->env, NULL, flags, txn);
+		/* Another process grew the map. Adopting its size here
+		 * (mdb_env_set_mapsize) is allowed only while no thread of
+		 * this process has a transaction open, so the process must
+		 * start over: a worker exits and its master starts a new one. */
+		if (!atomic_exchange(&st->map_resized, true))
+			log_error("another process grew the database map; "
+			    "restarting to adopt its size");
+		return E_UNAVAILABLE;
 	}
 	return store_map_error(rc, "begin transaction");
 }

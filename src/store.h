@@ -50,6 +50,7 @@ struct store {
 	struct sweep_counts swept;
 	int64_t  swept_logged_at;
 	atomic_bool swept_pending;	/* counts wait for the next tick */
+	atomic_bool map_resized;	/* this process must reopen the map */
 	/* Pages on the free list as of commit free_txnid: counted once per
 	 * commit, not per write (only the writing thread uses these). */
 	size_t   free_count;

@@ -404,7 +404,8 @@ worker_main(const struct config *cfg, int listen_fd)
 			break;
 	pthread_attr_destroy(&attr);
 	log_debug("worker ready: %d thread(s)", started);
-	while (!worker_stop && getppid() == master && started > 0) {
+	while (!worker_stop && getppid() == master && started > 0 &&
+	    !atomic_load(&w.app.store->map_resized)) {
 		pselect(0, NULL, NULL, NULL, &ts, &waitmask);
 		if (!worker_stop)
 			tick(&w);
