@@ -52,6 +52,10 @@
 #define COMMIT_BATCH_MAX	256
 /* malloc arenas per worker: one per core of the machine we measured */
 #define WORKER_ARENAS	2
+/* On stop, how long connections are still served (and then closed) before
+ * the threads exit: nginx sends its next requests on the connections it
+ * keeps, and one that is closed with a request in it answers 502. */
+#define STOP_GRACE_MS	200
 /* Serving threads' stacks: request handling is shallow (JSON nesting is
  * capped at 32 before anything recurses). */
 #define THREAD_STACK_SIZE	(512 * 1024)
@@ -62,6 +66,7 @@ struct worker {
 	int                  listen_fd;
 	int                  stop_pipe[2];	/* written once: stop */
 	int                  epfd;		/* listener, parked connections, stop */
+	atomic_bool          stopping;	/* close connections after their reply */
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -130,6 +135,30 @@ park(struct worker *w, int fd)
 	    (errno == ENOENT && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0);
 }
 
+/* Stopping: is a connection ready besides the stop pipe? Then *ev is
+ * set to it. The stop pipe is level-triggered and goes to the back of
+ * epoll's ready list each time it is reported, so of two events at least
+ * one is a connection, if any is ready. A second connection taken here
+ * is parked again for another thread. */
+static bool
+ready_besides_stop(struct worker *w, struct epoll_event *ev)
+{
+	struct epoll_event two[2];
+	int n = epoll_wait(w->epfd, two, 2, 0);
+	bool found = false;
+
+	for (int i = 0; i < n; i++) {
+		if (two[i].data.fd == w->stop_pipe[0])
+			continue;
+		if (found)
+			park(w, two[i].data.fd);
+		else
+			*ev = two[i];
+		found = true;
+	}
+	return found;
+}
+
 /* Wait for work: a new connection, accepted here, or a request on a
  * parked kept-alive connection: *fd = it. False: the worker stops. The
  * listener is one-shot too, so one thread takes a new connection while
@@ -150,7 +179,7 @@ wait_for_work(struct worker *w, int *fd)
 		}
 		if (rc <= 0)
 			continue;
-		if (ev.data.fd == w->stop_pipe[0])
+		if (ev.data.fd == w->stop_pipe[0] && !ready_besides_stop(w, &ev))
 			return false;
 		if (ev.data.fd != w->listen_fd) {
 			*fd = ev.data.fd;
@@ -223,6 +252,8 @@ exchange_reply(struct exchange *x)
 
 	send_response(fr, &x->res);
 	log_debug("%s %s %d", x->req.method, x->req.path, x->res.status);
+	if (atomic_load(&x->w->stopping))
+		fr->keepConnection = 0;		/* nginx will not reuse it */
 	FCGX_Finish_r(fr);
 	if (fr->ipcFd >= 0 && !park(x->w, fr->ipcFd))
 		close(fr->ipcFd);
@@ -381,6 +412,20 @@ worker_open(struct worker *w)
 	return 0;
 }
 
+/* Take no new connection; serve what nginx sends on the kept ones for a
+ * moment, closing each after its reply; then stop the threads, which
+ * first serve the connections that are ready. */
+static void
+stop_serving(struct worker *w)
+{
+	struct timespec grace = { 0, STOP_GRACE_MS * 1000000L };
+
+	atomic_store(&w->stopping, true);
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+	nanosleep(&grace, NULL);
+	(void)!write(w->stop_pipe[1], "x", 1);
+}
+
 int
 worker_main(const struct config *cfg, int listen_fd)
 {
@@ -410,7 +455,7 @@ worker_main(const struct config *cfg, int listen_fd)
 		if (!worker_stop)
 			tick(&w);
 	}
-	(void)!write(w.stop_pipe[1], "x", 1);
+	stop_serving(&w);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	committer_stop(w.app.store);	/* replies to the writes in flight */
