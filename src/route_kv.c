@@ -64,7 +64,8 @@ floor_div(int64_t a, int64_t b)
 }
 
 /* Counter values 1..size are bucket 0, size+1..2*size bucket 1, and so
- * on: floor((v - 1) / size), without overflowing at INT64_MIN. */
+ * on: floor((v - 1) / size), without overflowing at INT64_MIN (but for
+ * size 1, where the answer itself is below the int64 range). */
 static int64_t
 bucket_of(int64_t v, int64_t size)
 {
@@ -121,7 +122,9 @@ render_kv(void *arg, struct json *j)
 		json_int(j, "version", (long long)r->version);
 		if (c->has_mod)
 			json_int(j, "slot", ((r->counter % c->mod) + c->mod) % c->mod);
-		if (c->has_size)
+		if (c->has_size && r->counter == INT64_MIN && c->size == 1)
+			json_raw(j, "bucket", "-9223372036854775809", 20);	/* below int64 */
+		else if (c->has_size)
 			json_int(j, "bucket", bucket_of(r->counter, c->size));
 		break;
 	case KV_STATS:

@@ -81,6 +81,18 @@ fail:
 	return -1;
 }
 
+static int
+store_adopt_mapsize(MDB_env *env, size_t want)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_set_mapsize(env, 0);
+
+	if (rc != 0)
+		return rc;
+	mdb_env_info(env, &info);
+	return info.me_mapsize < want ? mdb_env_set_mapsize(env, want) : 0;
+}
+
 int
 store_open(const struct store_config *cfg, struct store **out, char *why,
     size_t whylen)
@@ -103,6 +115,13 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 	    (rc = mdb_env_set_mapsize(st->env, cfg->map_size)) != 0 ||
 	    (rc = mdb_env_open(st->env, cfg->dir, flags, 0600)) != 0) {
 		snprintf(why, whylen, "cannot open database in %s: %s",
+		    cfg->dir, mdb_strerror(rc));
+		goto fail;
+	}
+	/* A map grown by another process (MDB_MAP_RESIZED) is adopted here,
+	 * before any transaction; the configured size is the floor. */
+	if ((rc = store_adopt_mapsize(st->env, cfg->map_size)) != 0) {
+		snprintf(why, whylen, "cannot size the map of %s: %s",
 		    cfg->dir, mdb_strerror(rc));
 		goto fail;
 	}
@@ -395,26 +414,28 @@ store_sweep_batch(struct store *st, int64_t now, int limit)
 	return store_run(st, true, now, sweep_apply, &c);
 }
 
-/* Pages on LMDB's free list: each record of the free database holds a
- * count followed by that many page numbers. */
-static size_t
-free_pages(struct store *st)
+/* Pages on LMDB's free list into *n: each record of the free database
+ * holds a count followed by that many page numbers. False when it could
+ * not be read. */
+static bool
+free_pages(struct store *st, size_t *n)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	size_t n = 0;
+	int rc;
 
+	*n = 0;
 	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-		return 0;
-	if (mdb_cursor_open(txn, 0, &cur) == 0) {
-		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+		return false;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
 			if (v.mv_size >= sizeof(size_t))
-				n += *(size_t *)v.mv_data;
+				*n += *(size_t *)v.mv_data;
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return n;
+	return rc == MDB_NOTFOUND;
 }
 
 bool
@@ -436,7 +457,8 @@ store_space_low(struct store *st)
 	/* Near it (and forever after: the file never shrinks), the free
 	 * list says how much was given back; it changes only on commit. */
 	if (st->free_txnid != info.me_last_txnid) {
-		st->free_count = free_pages(st);
+		if (!free_pages(st, &st->free_count))
+			return false;	/* uncounted: let a real MAP_FULL decide */
 		st->free_txnid = info.me_last_txnid;
 	}
 	return used - st->free_count + reserve > pages;

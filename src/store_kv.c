@@ -161,11 +161,13 @@ kv_refused(struct store *st, MDB_txn *txn, const struct kv_key *kk,
     int64_t now, size_t len)
 {
 	struct kv_rec r;
+	int rc;
 
 	if (!store_space_low(st))
 		return false;
-	return kv_get(st, txn, kk, &r) != 0 ||
-	    (r.h.expires_at != 0 && r.h.expires_at <= now) || len > r.h.value_len;
+	if ((rc = kv_get(st, txn, kk, &r)) != 0)
+		return rc == MDB_NOTFOUND;	/* an error: kv_load reports it */
+	return (r.h.expires_at != 0 && r.h.expires_at <= now) || len > r.h.value_len;
 }
 
 /* Write value as the next version of the record (or a new one). */

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,9 +191,16 @@ wait_for_work(struct worker *w, int *fd)
 		if (*fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ECONNABORTED && errno != EINTR)
 			log_warn("accept: %s", strerror(errno));
-		park(w, w->listen_fd);
-		if (*fd >= 0)
+		if (!park(w, w->listen_fd))
+			log_error("cannot watch the listener again: %s", strerror(errno));
+		if (*fd >= 0) {
+			/* as libfcgi's own accept does; fails harmlessly on
+			 * a unix socket */
+			int one = 1;
+
+			setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			return true;
+		}
 	}
 }
 
@@ -219,8 +228,8 @@ accept_next(struct worker *w, FCGX_Request *fr)
  * connection must hold nothing of this request when the next one is read
  * from it (libfcgi would take a stray stdin record for a protocol error
  * and drop the connection with nginx's next request on it). A body too
- * large to be worth reading closes the connection instead. */
-static void
+ * large to be worth reading closes the connection instead: false. */
+static bool
 drain_stdin(FCGX_Request *fr)
 {
 	char sink[4096];
@@ -230,8 +239,9 @@ drain_stdin(FCGX_Request *fr)
 	while ((n = FCGX_GetStr(sink, sizeof sink, fr->in)) > 0)
 		if ((total += (size_t)n) > BODY_MAX) {
 			fr->keepConnection = 0;
-			return;
+			return false;
 		}
+	return true;
 }
 
 /* One request from its accept to its reply. A write's exchange outlives
@@ -241,6 +251,7 @@ struct exchange {
 	FCGX_Request    fr;
 	struct request  req;
 	struct response res;
+	bool            drained;	/* nothing of the request left unread */
 };
 
 /* Send the answer and finish the request; a connection nginx keeps open
@@ -254,6 +265,12 @@ exchange_reply(struct exchange *x)
 	log_debug("%s %s %d", x->req.method, x->req.path, x->res.status);
 	if (atomic_load(&x->w->stopping))
 		fr->keepConnection = 0;		/* nginx will not reuse it */
+	/* With nothing left unread a plain close cannot reset the
+	 * connection: skip libfcgi's lingering close, which waits (up to
+	 * 2 s) for nginx to close its end, on the thread that answers
+	 * every write. */
+	if (!fr->keepConnection && x->drained)
+		fr->detached = 1;
 	FCGX_Finish_r(fr);
 	if (fr->ipcFd >= 0 && !park(x->w, fr->ipcFd))
 		close(fr->ipcFd);
@@ -290,8 +307,7 @@ handle_request(struct exchange *x)
 	req->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
 	req->now = clock_now_ms();
 	read_body(fr, req);
-	if (fr->keepConnection)
-		drain_stdin(fr);
+	x->drained = drain_stdin(fr);
 	route_request(app, req, &x->res);
 	if (x->res.pending != NULL)
 		committer_submit(app->store, req->now, route_call_apply,

@@ -272,6 +272,9 @@ def counters(s):
     eq((r.status, r.get("value"), r.get("slot"), r.get("bucket")),
        (200, low, low % 1000000000, (low - 1) // 1000000000),
        "incr to INT64_MIN: slot and bucket computed without overflow")
+    r = kv("incr", key="lowest1", by=str(low), size=1)
+    eq((r.status, r.get("value"), r.get("bucket")), (200, low, low - 1),
+       "incr to INT64_MIN with size 1: bucket %d, below the int64 range" % (low - 1))
 
     # non-counters
     for k, body, what in (("s", {"key": "s", "value": "abc"}, "a JSON string"),
@@ -306,8 +309,8 @@ def counters(s):
 
     r = s.call("GET", "/v1/kv/" + ns)
     st = r.json or {}
-    # n x5, rr x7, bk x7, both, negs, lowest, big (not the overflow), form5, num = 25
-    eq(st.get("incrs"), 25, "stats: 25 successful incrs (refused ones not counted)")
+    # n x5, rr x7, bk x7, both, negs, lowest, lowest1, big (not the overflow), form5, num = 26
+    eq(st.get("incrs"), 26, "stats: 26 successful incrs (refused ones not counted)")
 
 
 def errors(s):
