@@ -32,6 +32,7 @@ struct request {
 	const char *api_key;		/* X-Api-Key */
 	char       *body;
 	size_t      body_len;
+	bool        body_incomplete;	/* ended before its Content-Length */
 	int64_t     now;
 	/* filled by routing and parsing */
 	char        path[512];

@@ -50,6 +50,7 @@ static const struct {
 	[E_BODY_TOO_LARGE]    = { 413, "Body Too Large", "body_too_large", "request body exceeds 64 KiB" },
 	[E_PAYLOAD_TOO_LARGE] = { 413, "Payload Too Large", "payload_too_large", "payload exceeds 16384 bytes" },
 	[E_UNSUPPORTED_BODY]  = { 415, "Unsupported Body", "unsupported_body", "send JSON or application/x-www-form-urlencoded" },
+	[E_INCOMPLETE_BODY]   = { 400, "Incomplete Body", "incomplete_body", "the request body ended before its Content-Length" },
 	[E_VALUE_TOO_LARGE]   = { 413, "Value Too Large", "value_too_large", "value exceeds 16384 bytes" },
 	[E_NOT_A_COUNTER]     = { 409, "Not A Counter", "not_a_counter", "the stored value is not an integer" },
 	[E_COUNTER_OVERFLOW]  = { 409, "Counter Overflow", "counter_overflow", "the counter would leave the 64-bit range" },

@@ -185,6 +185,10 @@ route_request(struct app *app, struct request *req, struct response *res)
 		err = E_BODY_TOO_LARGE;
 		goto fail;
 	}
+	if (req->body_incomplete) {	/* never act on a cut payload */
+		err = E_INCOMPLETE_BODY;
+		goto fail;
+	}
 	if ((err = request_parse_params(req)) != E_OK ||
 	    (r->auth && (err = request_id_parse(req)) != E_OK))
 		goto fail;

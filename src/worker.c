@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -54,6 +55,10 @@
 #define COMMIT_BATCH_MAX	256
 /* malloc arenas per worker: one per core of the machine we measured */
 #define WORKER_ARENAS	2
+/* A peer that stops in the middle of a request, or stops reading its
+ * answer, holds a serving thread (or the completer) this long at most;
+ * nginx sends a request whole (it buffers bodies) and reads promptly. */
+#define PEER_TIMEOUT_S	10
 /* On stop, how long connections are still served (and then closed) before
  * the threads exit: nginx sends its next requests on the connections it
  * keeps, and one that is closed with a request in it answers 502. */
@@ -103,6 +108,7 @@ read_body(FCGX_Request *fr, struct request *req)
 		got += (size_t)n;
 	req->body[got] = '\0';
 	req->body_len = got;
+	req->body_incomplete = got < (size_t)declared;
 }
 
 /* Headers are formatted here, not with FCGX_FPrintF: libfcgi has its own
@@ -135,6 +141,18 @@ park(struct worker *w, int fd)
 
 	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ||
 	    (errno == ENOENT && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0);
+}
+
+static void
+peer_setup(int fd)
+{
+	struct timeval tv = { PEER_TIMEOUT_S, 0 };
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	/* as libfcgi's own accept does; fails harmlessly on a unix socket */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* Stopping: is a connection ready besides the stop pipe? Then *ev is
@@ -194,11 +212,7 @@ wait_for_work(struct worker *w, int *fd)
 		if (!park(w, w->listen_fd))
 			log_error("cannot watch the listener again: %s", strerror(errno));
 		if (*fd >= 0) {
-			/* as libfcgi's own accept does; fails harmlessly on
-			 * a unix socket */
-			int one = 1;
-
-			setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			peer_setup(*fd);
 			return true;
 		}
 	}
