@@ -269,7 +269,7 @@ struct exchange {
 };
 
 /* Send the answer and finish the request; a connection nginx keeps open
- * goes to the idle set instead of staying with a thread. */
+ * is parked again instead of staying with a thread. */
 static void
 exchange_reply(struct exchange *x)
 {
