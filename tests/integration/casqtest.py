@@ -669,6 +669,19 @@ class Stack:
 
     # ------------------------------------------------------------ keys
 
+    def restart_workers(self, timeout=30.0):
+        """SIGHUP casqd and wait until every worker is a new process."""
+        old = set(worker_pids(self.casqd.pid))
+        os.kill(self.casqd.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = set(worker_pids(self.casqd.pid))
+            if len(now) == self.workers and not (now & old):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("workers not restarted after SIGHUP (before %r, now %r)"
+                           % (sorted(old), sorted(worker_pids(self.casqd.pid))))
+
     def add_key(self, name, timeout=30.0):
         """Mint a key named name, append it to the keys file, SIGHUP casqd
         and wait until every worker was restarted and the key works;
@@ -676,17 +689,8 @@ class Stack:
         key, line = mint_key(name)
         with open(self.path("keys"), "a") as f:
             f.write("%s\n" % line)
-        old = set(worker_pids(self.casqd.pid))
-        os.kill(self.casqd.pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            now = set(worker_pids(self.casqd.pid))
-            if len(now) == self.workers and not (now & old):
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("workers not restarted after SIGHUP (before %r, now %r)"
-                               % (sorted(old), sorted(worker_pids(self.casqd.pid))))
+        self.restart_workers(timeout)
         c = self.client(timeout=5)
         good = 0
         try:
