@@ -450,6 +450,29 @@ def _fcgi_nv(name, value):
     return ln(len(name)) + ln(len(value)) + name + value
 
 
+def fcgi_read_stdout(s):
+    """Read FastCGI records from socket s until END_REQUEST (or the peer
+    closes); returns the STDOUT content: the CGI response."""
+    buf, out = b"", b""
+    ended = False
+    while not ended:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 8:
+            _, rtype, _, clen, plen = struct.unpack("!BBHHBx", buf[:8])
+            if len(buf) < 8 + clen + plen:
+                break
+            content = buf[8:8 + clen]
+            buf = buf[8 + clen + plen:]
+            if rtype == FCGI_STDOUT:
+                out += content
+            elif rtype == FCGI_END_REQUEST:
+                ended = True
+    return out
+
+
 def fcgi_request(addr, method, uri, body=b"", headers=None, timeout=10.0):
     """Talk FastCGI to casqd directly, as nginx would; addr is a unix
     socket path or a (host, port) tuple. Returns a Response."""
@@ -482,23 +505,7 @@ def fcgi_request(addr, method, uri, body=b"", headers=None, timeout=10.0):
             msg += _fcgi_record(FCGI_STDIN, body)
         msg += _fcgi_record(FCGI_STDIN, b"")
         s.sendall(msg)
-        buf, out = b"", b""
-        ended = False
-        while not ended:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while len(buf) >= 8:
-                _, rtype, _, clen, plen = struct.unpack("!BBHHBx", buf[:8])
-                if len(buf) < 8 + clen + plen:
-                    break
-                content = buf[8:8 + clen]
-                buf = buf[8 + clen + plen:]
-                if rtype == FCGI_STDOUT:
-                    out += content
-                elif rtype == FCGI_END_REQUEST:
-                    ended = True
+        out = fcgi_read_stdout(s)
     finally:
         s.close()
     head, _, raw = out.partition(b"\r\n\r\n")

@@ -18,7 +18,7 @@ import time
 sys.dont_write_bytecode = True     # the source tree may be read-only (distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from casqtest import (_fcgi_nv, _fcgi_record, FCGI_BEGIN_REQUEST,  # noqa: E402
-                      FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, Stack, eq, ok,
+                      FCGI_PARAMS, FCGI_STDIN, Stack, eq, ok, fcgi_read_stdout,
                       fcgi_request, run_main)
 
 PEER_TIMEOUT_S = 10
@@ -32,21 +32,6 @@ def params_record(s, uri, body_len):
     return _fcgi_record(FCGI_PARAMS, b"".join(_fcgi_nv(k, v) for k, v in p.items()))
 
 
-def read_stdout(c):
-    buf, out = b"", b""
-    while True:
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    while len(buf) >= 8:
-        _, rtype, _, clen, plen = struct.unpack("!BBHHBx", buf[:8])
-        if rtype == FCGI_STDOUT:
-            out += buf[8:8 + clen]
-        buf = buf[8 + clen + plen:]
-    return out
-
-
 def main():
     with Stack(workers=1, nginx=False, extra_args=("--threads", "1")) as s:
         body = b"key=cut&payload=%22abcdefgh%22"
@@ -57,7 +42,7 @@ def main():
                   + params_record(s, "/v1/queues/peers/enqueue", len(body))
                   + _fcgi_record(FCGI_PARAMS, b"") + _fcgi_record(FCGI_STDIN, body[:12]))
         c.shutdown(socket.SHUT_WR)          # and nothing more
-        out = read_stdout(c)
+        out = fcgi_read_stdout(c)
         c.close()
         ok(out.startswith(b"Status: 400 Incomplete Body"), "a body cut short: 400 Incomplete Body",
            "got %r" % out[:120])
