@@ -64,12 +64,16 @@ floor_div(int64_t a, int64_t b)
 }
 
 /* Counter values 1..size are bucket 0, size+1..2*size bucket 1, and so
- * on: floor((v - 1) / size), without overflowing at INT64_MIN (but for
- * size 1, where the answer itself is below the int64 range). */
-static int64_t
-bucket_of(int64_t v, int64_t size)
+ * on: floor((v - 1) / size), without overflowing at INT64_MIN. With size
+ * 1 there the answer itself is below the int64 range: written as text. */
+static void
+json_bucket(struct json *j, int64_t v, int64_t size)
 {
-	return v > 0 ? (v - 1) / size : floor_div(v + (size - 1), size) - 1;
+	if (v == INT64_MIN && size == 1)
+		json_raw(j, "bucket", "-9223372036854775809", 20);
+	else
+		json_int(j, "bucket", v > 0 ? (v - 1) / size :
+		    floor_div(v + (size - 1), size) - 1);
 }
 
 static void
@@ -122,10 +126,8 @@ render_kv(void *arg, struct json *j)
 		json_int(j, "version", (long long)r->version);
 		if (c->has_mod)
 			json_int(j, "slot", ((r->counter % c->mod) + c->mod) % c->mod);
-		if (c->has_size && r->counter == INT64_MIN && c->size == 1)
-			json_raw(j, "bucket", "-9223372036854775809", 20);	/* below int64 */
-		else if (c->has_size)
-			json_int(j, "bucket", bucket_of(r->counter, c->size));
+		if (c->has_size)
+			json_bucket(j, r->counter, c->size);
 		break;
 	case KV_STATS:
 		json_obj_open(j, NULL);
