@@ -6,7 +6,7 @@
 -- ping   /v1/ping (no storage: the ceiling)                   {"pong":true
 -- enqueue /v1/queues/QUEUE/enqueue?key=k<n>                    {"enqueued":true
 -- claim  /v1/queues/QUEUE/claim?key=k<n> (keys loaded before)  {"claimed":true
--- pop    /v1/queues/QUEUE/claim (whatever is next)             {"claimed":true
+-- pop    /v1/queues/QUEUE/pop (whatever is next)               {"claimed":true
 -- mix    claim k<n>, then enqueue k<n+SPAN>, alternately:      either
 --        the queue's depth stays where the loader left it
 --
@@ -55,7 +55,7 @@ function request()
    elseif kind == "enqueue" or kind == "claim" then
       path = "/v1/queues/" .. queue .. "/" .. kind .. "?key=" .. key(i)
    elseif kind == "pop" then
-      path = "/v1/queues/" .. queue .. "/claim"
+      path = "/v1/queues/" .. queue .. "/pop"
    elseif kind == "mix" then
       local j = math.floor(i / 2)
       if i % 2 == 0 then

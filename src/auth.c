@@ -1,7 +1,9 @@
 /*
  * auth.c - API keys. The keys file holds "name:<sha256 hex>" lines, never
  * the keys themselves. Keys are 256 random bits, so an unsalted hash is
- * enough: there is nothing to guess from it.
+ * enough: there is nothing to guess from it. Names are 1-64 of
+ * A-Z a-z 0-9 . _ -: they scope request ids ("name/id"), so a name must
+ * never contain the '/' that separates the two.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +15,6 @@
 
 #include "http.h"
 
-#define KEY_NAME_MAX	64
 #define KEY_PRESENTED_MAX 256	/* longer Authorization values are refused unhashed */
 
 struct keyring_entry {
@@ -48,7 +49,7 @@ keyring_parse_line(char *line, struct keyring_entry *e)
 	char *hash;
 	size_t len;
 
-	if (colon == NULL || colon == line || (size_t)(colon - line) > KEY_NAME_MAX)
+	if (colon == NULL || !name_valid(line, (size_t)(colon - line), KEY_NAME_MAX))
 		return false;
 	hash = colon + 1;
 	len = strcspn(hash, " \t\r\n");
@@ -81,7 +82,8 @@ keyring_load(const char *path, char *why, size_t whylen)
 			continue;
 		kr->v = xrealloc(kr->v, (kr->n + 1) * sizeof *kr->v);
 		if (!keyring_parse_line(p, &kr->v[kr->n])) {
-			snprintf(why, whylen, "%s:%d: expected name:<64 hex digits>", path, lineno);
+			snprintf(why, whylen, "%s:%d: expected name:<64 hex digits>, "
+			    "the name 1-64 of A-Z a-z 0-9 . _ -", path, lineno);
 			fclose(f);
 			keyring_free(kr);
 			return NULL;

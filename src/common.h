@@ -53,6 +53,9 @@ void iso8601(int64_t ms, char out[static 32]);
 
 /* --- text checks (util.c) --- */
 bool utf8_valid(const char *s, size_t n);
+/* 1 to max bytes of A-Z a-z 0-9 . _ - : queue, namespace, scope and key
+ * names, safe in URLs, logs and "name/..." storage keys. */
+bool name_valid(const char *s, size_t n, size_t max);
 /* Parse "12", "1.5", "0.001" seconds into ms; false on junk or overflow. */
 bool parse_seconds_ms(const char *s, int64_t *ms);
 void hex_encode(const unsigned char *in, size_t n, char *out);
@@ -72,7 +75,7 @@ enum casq_err {
 	E_MALFORMED_JSON, E_JSON_TOO_DEEP, E_MALFORMED_FORM, E_BAD_PARAM,
 	E_BAD_NAMESPACE, E_BAD_SCOPE, E_MISSING_VALUE, E_BAD_VALUE, E_BAD_CAS,
 	E_BAD_TTL, E_BAD_BY, E_BAD_MOD, E_BAD_SIZE, E_MISSING_ID, E_BAD_ID,
-	E_BAD_REQUEST_ID, E_NO_NAMESPACE,
+	E_BAD_REQUEST_ID, E_UNKNOWN_PARAM, E_NULL_PARAM, E_NO_NAMESPACE,
 	E_MISSING_API_KEY, E_INVALID_API_KEY,
 	E_NO_ROUTE, E_NO_QUEUE, E_METHOD, E_BODY_TOO_LARGE, E_PAYLOAD_TOO_LARGE,
 	E_UNSUPPORTED_BODY, E_INCOMPLETE_BODY, E_VALUE_TOO_LARGE, E_NOT_A_COUNTER, E_COUNTER_OVERFLOW,

@@ -1,14 +1,12 @@
 /*
  * http.h - the HTTP layer: requests as FastCGI hands them over, parameter
- * parsing (query, JSON and form bodies), JSON responses, the error table,
- * API keys and the route table. Nothing here touches LMDB directly: routes
- * build store operations and render their results.
+ * parsing (query, JSON and form bodies), JSON responses, the error table
+ * and API keys. Nothing here knows about storage; route.h joins the two.
  */
 #ifndef CASQ_HTTP_H
 #define CASQ_HTTP_H
 
 #include "common.h"
-#include "store.h"
 
 /* Larger bodies get 413: a Marketo payload template is a few hundred
  * bytes; 64 KiB leaves room for a 16 KiB payload JSON-escaped twice. */
@@ -43,6 +41,7 @@ struct request {
 	struct param *params;
 	size_t      nparams;
 	const char *key_name;		/* which API key authenticated */
+	char       *err_param;		/* the parameter an error names, if any */
 };
 
 struct route_call;
@@ -88,6 +87,10 @@ void json_time(struct json *j, const char *key, int64_t ms);
 
 void response_ok(struct response *res);
 void response_error(struct response *res, enum casq_err err);
+/* An error about one parameter (E_UNKNOWN_PARAM, E_NULL_PARAM): the
+ * message names it. */
+void response_error_param(struct response *res, enum casq_err err,
+	const char *name);
 void response_free(struct response *res);
 /* HTTP status, reason phrase and JSON code of an error. */
 int         err_status(enum casq_err err);
@@ -96,6 +99,7 @@ const char *err_code(enum casq_err err);
 
 /* --- auth.c: API keys, stored as SHA-256 hashes --- */
 struct keyring;
+#define KEY_NAME_MAX	64	/* a key name: name_valid() */
 struct keyring *keyring_load(const char *path, char *why, size_t whylen);
 void keyring_free(struct keyring *kr);
 /* Name of the matching key, or NULL; time does not depend on where (or
@@ -104,64 +108,5 @@ const char *keyring_match(const struct keyring *kr, const char *key);
 /* A new random key and its keys-file line. */
 void keyring_mint(const char *name, char key[static 80], char line[static 256]);
 enum casq_err request_authenticate(struct request *req, const struct keyring *kr);
-
-/* --- route.c --- */
-struct app {
-	struct store   *store;
-	struct keyring *keys;
-	int64_t         idem_ttl_ms;	/* how long responses are kept for retries */
-	/* Writes are left in res->pending for the caller to hand to the
-	 * committer (route_call_apply, then route_finish) instead of being
-	 * waited for: the serving thread goes on to the next request. */
-	bool            defer_writes;
-};
-void route_request(struct app *app, struct request *req, struct response *res);
-
-/* What a route hands to storage: op (heap) is applied in a transaction,
- * its result rendered as the 200 answer, then released with free_op. */
-typedef void (*route_render_fn)(void *op, struct json *j);
-struct route_op {
-	bool            write;
-	store_apply_fn  apply;
-	route_render_fn render;
-	void          (*free_op)(void *op);
-	void           *op;
-};
-/* Run ro in a transaction and answer with its result; a deferred write
- * (app->defer_writes) is left in res->pending instead. A write with a
- * request id goes through the stored-response table: a retry gets the
- * first answer and the op does not run again. */
-void route_exec(struct app *app, struct request *req, struct response *res,
-	const struct route_op *ro);
-/* The transaction body of res->pending, and its answer once committed
- * (or failed with err); route_finish releases the call. */
-enum casq_err route_call_apply(struct store *st, MDB_txn *txn, void *call);
-void route_finish(struct response *res, enum casq_err err);
-
-/* Handlers (route_queue.c, route_kv.c, route_once.c, route_admin.c). */
-typedef void route_fn(struct app *app, struct request *req, struct response *res);
-route_fn route_enqueue, route_claim, route_ack, route_release, route_remove,
-	route_status, route_queue_stats, route_queue_list,
-	route_kv_get, route_kv_set, route_kv_delete, route_kv_incr, route_kv_stats,
-	route_once, route_healthz, route_ping;
-
-/* --- route_params.c: typed parameters, each with its own error --- */
-/* Text: *out NULL when absent, else UTF-8 without NUL, at most max bytes. */
-enum casq_err param_text(const struct request *req, const char *name,
-	size_t max, enum casq_err bad, const char **out);
-/* A required key: 1-256 bytes of UTF-8 (E_MISSING_KEY / E_BAD_KEY). */
-enum casq_err param_key(const struct request *req, const char *name,
-	const char **key);
-/* Seconds (decimals to the ms) into *ms, at most max_ms, more than 0 when
- * positive; absent leaves *ms untouched. */
-enum casq_err param_seconds(const struct request *req, const char *name,
-	bool positive, int64_t max_ms, enum casq_err bad, int64_t *ms);
-/* A JSON value as compact text: JSON-body values as given, form and
- * query values as JSON strings. Absent leaves out empty. */
-enum casq_err param_json_value(const struct request *req, const char *name,
-	enum casq_err bad, enum casq_err too_large, struct buf *out);
-/* A decimal integer within [min, max]; *given says whether it was sent. */
-enum casq_err param_int(const struct request *req, const char *name,
-	int64_t min, int64_t max, enum casq_err bad, bool *given, int64_t *out);
 
 #endif

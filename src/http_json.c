@@ -4,8 +4,10 @@
  * parameters as they are; a member that is an object or array is re-emitted
  * compactly by a yajl generator (the canonical text casq stores). Nothing
  * recurses, and string lengths are kept, so "\u0000" in a key is seen (and
- * refused as a Bad Key) rather than silently cutting the key short.
+ * refused as a Bad Key) rather than silently cutting the key short. A
+ * member that is null is refused (Null Parameter), never dropped.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_gen.h>
@@ -48,6 +50,23 @@ gen(struct json_body *jb, yajl_gen_status st)
 	return st == yajl_gen_status_ok ? 1 : fail(jb, E_MALFORMED_JSON);
 }
 
+/* A root member that is null. It is never "not given": {"cas":null}
+ * would turn a compare-and-swap into a blind write, {"key":null} a claim
+ * into a pop. Annotations (x_...) are ignored whatever their value. */
+static int
+root_null(struct json_body *jb)
+{
+	const char *name = jb->name.data ? jb->name.data : "";
+
+	if (jb->name.len >= 2 && memcmp(name, "x_", 2) == 0)
+		return 1;
+	if (memchr(name, '\0', jb->name.len) != NULL)
+		return fail(jb, E_BAD_PARAM);
+	free(jb->req->err_param);
+	jb->req->err_param = xstrndup(name, jb->name.len);
+	return fail(jb, E_NULL_PARAM);
+}
+
 static int
 on_null(void *ctx)
 {
@@ -56,7 +75,7 @@ on_null(void *ctx)
 	if (jb->depth == 0)
 		return fail(jb, E_MALFORMED_JSON);
 	if (jb->depth == 1)
-		return 1;	/* null means "not given" */
+		return root_null(jb);
 	return gen(jb, yajl_gen_null(jb->gen));
 }
 

@@ -187,7 +187,9 @@ request_free(struct request *req)
 	}
 	free(req->params);
 	free(req->request_id);
+	free(req->err_param);
 	req->params = NULL;
 	req->request_id = NULL;
+	req->err_param = NULL;
 	req->nparams = 0;
 }

@@ -41,6 +41,8 @@ static const struct {
 	[E_MISSING_ID]        = { 400, "Missing Id", "missing_id", "parameter 'id' is required" },
 	[E_BAD_ID]            = { 400, "Bad Id", "bad_id", "id must be 1-256 bytes of UTF-8 without NUL" },
 	[E_BAD_REQUEST_ID]    = { 400, "Bad Request Id", "bad_request_id", "request_id / Idempotency-Key must be 1-200 bytes of UTF-8, and the same if both are sent" },
+	[E_UNKNOWN_PARAM]     = { 400, "Unknown Parameter", "unknown_parameter", "parameter '%s' is not one this route takes (names are case-sensitive; x_ names are free annotations)" },
+	[E_NULL_PARAM]        = { 400, "Null Parameter", "null_parameter", "parameter '%s' is null: send a value or leave the parameter out" },
 	[E_NO_NAMESPACE]      = { 404, "No Such Namespace", "no_such_namespace", "no value was ever written in this namespace" },
 	[E_MISSING_API_KEY]   = { 401, "Missing API Key", "missing_api_key", "send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'" },
 	[E_INVALID_API_KEY]   = { 401, "Invalid API Key", "invalid_api_key", "the API key is not valid" },
@@ -191,6 +193,52 @@ response_error(struct response *res, enum casq_err err)
 	json_obj_close(&j);
 	if (err == E_METHOD)
 		res->allow = "GET, POST";
+}
+
+/* Longer names are cut in a message (a form name can be 64 KiB). */
+#define ERR_NAME_MAX	64
+
+/* The name as a message shows it: cut at a character boundary, and never
+ * bytes that are not UTF-8 (they could not be written as JSON). */
+static void
+err_param_name(const char *name, struct buf *out)
+{
+	size_t n = strlen(name);
+
+	if (!utf8_valid(name, n)) {
+		buf_puts(out, "(a name that is not UTF-8)");
+		return;
+	}
+	if (n <= ERR_NAME_MAX) {
+		buf_append(out, name, n);
+		return;
+	}
+	n = ERR_NAME_MAX;
+	while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+		n--;		/* name[n] continues a character: cut before it */
+	buf_append(out, name, n);
+	buf_puts(out, "...");
+}
+
+void
+response_error_param(struct response *res, enum casq_err err,
+    const char *name)
+{
+	struct buf shown = { 0 }, msg = { 0 };
+	struct json j;
+
+	response_error(res, err);
+	err_param_name(name ? name : "", &shown);
+	buf_append(&shown, "", 1);
+	buf_printf(&msg, err_table[err].message, shown.data);
+	res->body.len = 0;
+	json_begin(&j, &res->body);
+	json_obj_open(&j, NULL);
+	json_str(&j, "error", err_table[err].code);
+	json_strn(&j, "message", msg.data, msg.len);
+	json_obj_close(&j);
+	buf_free(&shown);
+	buf_free(&msg);
 }
 
 void

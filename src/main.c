@@ -108,8 +108,8 @@ mint_key(const char *name)
 {
 	char key[80], line[256];
 
-	if (*name == '\0' || strlen(name) > 64 || strpbrk(name, ":# \t\n"))
-		die("key name must be 1-64 characters without ':', '#' or spaces");
+	if (!name_valid(name, strlen(name), KEY_NAME_MAX))
+		die("key name must be 1-64 of A-Z a-z 0-9 . _ -");
 	keyring_mint(name, key, line);
 	printf("%s\n%s\n", key, line);
 	exit(0);

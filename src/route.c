@@ -1,55 +1,37 @@
 /*
  * route.c - the route table and the order of checks every request goes
  * through: route (404), method (405), API key (401), name (400), body
- * (413/415/400), request id (400), then the handler. Adding a route is
- * adding a row.
+ * (413/415/400), parameter names (400), request id (400), then the
+ * handler. Rows are declared next to their handlers in route_*.c; adding
+ * a route is adding a row there and a pointer here.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 #define REQUEST_ID_MAX	200	/* + key name fits LMDB's 511-byte keys */
 
-struct route {
-	const char   *pattern;	/* a "*" segment is the queue, namespace or scope */
-	route_fn     *fn;
-	bool          auth;
-	enum casq_err bad_name;	/* the error for an invalid "*" segment */
+static const struct route_entry *const routes[] = {
+	&route_healthz_entry,
+	&route_ping_entry,
+	&route_queue_list_entry,
+	&route_queue_stats_entry,
+	&route_enqueue_entry,
+	&route_claim_entry,
+	&route_pop_entry,
+	&route_ack_entry,
+	&route_release_entry,
+	&route_remove_entry,
+	&route_status_entry,
+	&route_kv_stats_entry,
+	&route_kv_get_entry,
+	&route_kv_set_entry,
+	&route_kv_delete_entry,
+	&route_kv_incr_entry,
+	&route_once_entry,
 };
-
-static const struct route routes[] = {
-	{ "/healthz",              route_healthz,     false, E_OK },
-	{ "/v1/ping",              route_ping,        true,  E_OK },
-	{ "/v1/queues",            route_queue_list,  true,  E_OK },
-	{ "/v1/queues/*",          route_queue_stats, true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/enqueue",  route_enqueue,     true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/claim",    route_claim,       true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/ack",      route_ack,         true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/release",  route_release,     true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/remove",   route_remove,      true,  E_BAD_QUEUE },
-	{ "/v1/queues/*/status",   route_status,      true,  E_BAD_QUEUE },
-	{ "/v1/kv/*",              route_kv_stats,    true,  E_BAD_NAMESPACE },
-	{ "/v1/kv/*/get",          route_kv_get,      true,  E_BAD_NAMESPACE },
-	{ "/v1/kv/*/set",          route_kv_set,      true,  E_BAD_NAMESPACE },
-	{ "/v1/kv/*/delete",       route_kv_delete,   true,  E_BAD_NAMESPACE },
-	{ "/v1/kv/*/incr",         route_kv_incr,     true,  E_BAD_NAMESPACE },
-	{ "/v1/once/*",            route_once,        true,  E_BAD_SCOPE },
-};
-
-static bool
-name_valid(const char *s, size_t n)
-{
-	if (n == 0 || n > QUEUE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '\0' || !strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "abcdefghijklmnopqrstuvwxyz0123456789._-", s[i]))
-			return false;
-	return true;
-}
 
 /* Segment-by-segment match; *star gets the "*" segment. */
 static bool
@@ -88,57 +70,110 @@ request_path(struct request *req)
 	return true;
 }
 
-static const struct route *
+static const struct route_entry *
 route_find(struct request *req, enum casq_err *name_err)
 {
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const struct route_entry *r = routes[i];
 		const char *star = NULL;
 		size_t star_len = 0;
 
-		if (!route_match(routes[i].pattern, req->path, &star, &star_len))
+		if (!route_match(r->pattern, req->path, &star, &star_len))
 			continue;
 		*name_err = E_OK;
-		if (star != NULL && !name_valid(star, star_len))
-			*name_err = routes[i].bad_name;
+		if (star != NULL && !name_valid(star, star_len, QUEUE_NAME_MAX))
+			*name_err = r->bad_name;
 		else if (star != NULL) {
 			memcpy(req->name, star, star_len);
 			req->name[star_len] = '\0';
 		}
-		return &routes[i];
+		return r;
 	}
 	return NULL;
+}
+
+/* Annotations: any x_ name is taken by every route and ignored, so admins
+ * can label calls (x_campaign={{campaign.name}}). */
+static bool
+param_is_annotation(const char *name)
+{
+	return strncmp(name, "x_", 2) == 0;
+}
+
+static bool
+route_takes(const struct route_entry *r, const char *name)
+{
+	if (param_is_annotation(name) || (r->auth && strcmp(name, "request_id") == 0))
+		return true;
+	for (const char *const *p = r->params; *p != NULL; p++)
+		if (strcmp(*p, name) == 0)
+			return true;
+	return false;
+}
+
+/* Every parameter must be one the route takes: a misspelled or
+ * mis-cased name (Key=lead3) is refused, never ignored into another
+ * operation. */
+static enum casq_err
+params_check_names(const struct route_entry *r, struct request *req)
+{
+	for (size_t i = 0; i < req->nparams; i++)
+		if (!route_takes(r, req->params[i].name)) {
+			req->err_param = xstrndup(req->params[i].name,
+			    strlen(req->params[i].name));
+			return E_UNKNOWN_PARAM;
+		}
+	return E_OK;
 }
 
 static int
 param_cmp(const void *a, const void *b)
 {
 	const struct param *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
 
-	return c ? c : strcmp(x->value, y->value);
+	return strcmp(x->name, y->name);	/* names are unique in a request */
 }
 
-/* What makes two requests "the same" for a request id: the path and every
- * parameter except request_id itself, in name order. */
+/* A length-prefixed field: no two sequences of fields encode alike. */
+static void
+fingerprint_field(struct buf *b, const void *p, size_t n)
+{
+	uint64_t len = n;
+
+	buf_append(b, &len, sizeof len);
+	buf_append(b, p, n);
+}
+
+/* What makes two requests "the same" for a request id: the path (route
+ * and queue, namespace or scope) and every parameter but request_id and
+ * the annotations, in name order, each as name, JSON type and exact
+ * bytes. The encoding is injective, so two calls that would do different
+ * things (a string payload and an object payload of the same text, a
+ * value with a NUL) never share a fingerprint. */
 static void
 request_fingerprint(struct request *req)
 {
 	struct buf b = { 0 };
 
 	qsort(req->params, req->nparams, sizeof *req->params, param_cmp);
-	buf_append(&b, req->path, strlen(req->path) + 1);
+	fingerprint_field(&b, req->path, strlen(req->path));
 	for (size_t i = 0; i < req->nparams; i++) {
-		if (strcmp(req->params[i].name, "request_id") == 0)
+		const struct param *p = &req->params[i];
+		unsigned char kind = (unsigned char)p->kind;
+
+		if (strcmp(p->name, "request_id") == 0 || param_is_annotation(p->name))
 			continue;
-		buf_append(&b, req->params[i].name, strlen(req->params[i].name) + 1);
-		buf_append(&b, req->params[i].value, req->params[i].len + 1);
+		fingerprint_field(&b, p->name, strlen(p->name));
+		fingerprint_field(&b, &kind, 1);
+		fingerprint_field(&b, p->value, p->len);
 	}
 	sha256(b.data, b.len, req->fingerprint);
 	buf_free(&b);
 }
 
 /* request_id and Idempotency-Key name the same thing; ids are scoped by
- * the API key's name so tenants never collide. */
+ * the API key's name, "name/id": key names never contain '/' (auth.c
+ * refuses them), so two keys never share a stored answer. */
 static enum casq_err
 request_id_parse(struct request *req)
 {
@@ -169,7 +204,7 @@ request_id_parse(struct request *req)
 void
 route_request(struct app *app, struct request *req, struct response *res)
 {
-	const struct route *r;
+	const struct route_entry *r;
 	enum casq_err err = E_NO_ROUTE, name_err = E_OK;
 
 	if (!request_path(req) || (r = route_find(req, &name_err)) == NULL)
@@ -190,12 +225,16 @@ route_request(struct app *app, struct request *req, struct response *res)
 		goto fail;
 	}
 	if ((err = request_parse_params(req)) != E_OK ||
+	    (err = params_check_names(r, req)) != E_OK ||
 	    (r->auth && (err = request_id_parse(req)) != E_OK))
 		goto fail;
-	r->fn(app, req, res);
+	r->exec(app, req, res, r);
 	return;
 fail:
-	response_error(res, err);
+	if (req->err_param != NULL)
+		response_error_param(res, err, req->err_param);
+	else
+		response_error(res, err);
 }
 
 /* An operation on its way through storage. A write with a request id
@@ -210,11 +249,15 @@ struct route_call {
 };
 
 /* The transaction body of an idempotent write: replay, refuse, or run the
- * op and store its answer. */
+ * op and store its answer. While space is low a stored answer is new
+ * data, so it is refused before anything is written, except for writes
+ * that free data (drains must keep working); a drain that freed nothing
+ * then runs without storing its answer, so retries of it run again. */
 static enum casq_err
 idem_apply(struct store *st, MDB_txn *txn, struct route_call *c)
 {
 	enum casq_err err;
+	bool low;
 	struct json j;
 
 	c->replayed = false;	/* group commit may apply this twice */
@@ -227,10 +270,14 @@ idem_apply(struct store *st, MDB_txn *txn, struct route_call *c)
 		c->replayed = true;
 		return E_OK;
 	}
+	if ((low = store_space_low(st)) && c->ro.drained == NULL)
+		return E_SPACE_REFUSED;
 	if ((err = c->ro.apply(st, txn, c->ro.op)) != E_OK)
 		return err;
 	json_begin(&j, &c->body);
 	c->ro.render(c->ro.op, &j);
+	if (low && !c->ro.drained(c->ro.op))
+		return E_OK;
 	return idem_save(st, txn, &c->io, 200, c->body.data, c->body.len);
 }
 

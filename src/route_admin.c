@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 /* One page of /v1/queues; "after" continues from the last name seen. */
 #define QUEUE_LIST_MAX	1000
 
-void
-route_healthz(struct app *app, struct request *req, struct response *res)
+static void
+route_healthz(struct app *app, struct request *req, struct response *res,
+    const struct route_entry *route)
 {
 	MDB_txn *txn;
 	struct json j;
@@ -29,8 +29,9 @@ route_healthz(struct app *app, struct request *req, struct response *res)
 	json_obj_close(&j);
 }
 
-void
-route_ping(struct app *app, struct request *req, struct response *res)
+static void
+route_ping(struct app *app, struct request *req, struct response *res,
+    const struct route_entry *route)
 {
 	struct json j;
 
@@ -54,8 +55,9 @@ queue_list_visit(void *ctx, const char *name, size_t len,
 	json_obj_close(j);
 }
 
-void
-route_queue_list(struct app *app, struct request *req, struct response *res)
+static void
+route_queue_list(struct app *app, struct request *req, struct response *res,
+    const struct route_entry *route)
 {
 	const struct param *after = request_param(req, "after");
 	MDB_txn *txn;
@@ -83,3 +85,16 @@ route_queue_list(struct app *app, struct request *req, struct response *res)
 	else
 		response_ok(res);
 }
+
+const struct route_entry route_healthz_entry = {
+	.pattern = "/healthz", .exec = route_healthz,
+	.params = (const char *const[]){ NULL },
+};
+const struct route_entry route_ping_entry = {
+	.pattern = "/v1/ping", .exec = route_ping, .auth = true,
+	.params = (const char *const[]){ NULL },
+};
+const struct route_entry route_queue_list_entry = {
+	.pattern = "/v1/queues", .exec = route_queue_list, .auth = true,
+	.params = (const char *const[]){ "after", NULL },
+};

@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 #define TTL_MAX_MS	(31536000LL * 1000)	/* a year */
 #define MOD_MAX		1000000000LL		/* bounds slot and bucket math */
@@ -166,11 +165,21 @@ kv_call_free(void *arg)
 	free(c);
 }
 
+/* A delete that deleted frees data; see route_op.drained. */
+static bool
+kv_drained(const void *arg)
+{
+	const struct kv_call *c = arg;
+
+	return c->op.kind == KV_DELETE && c->op.res.ok;
+}
+
 static void
 kv_route(struct app *app, struct request *req, struct response *res,
-    enum kv_op_kind kind)
+    const struct route_entry *route)
 {
 	struct kv_call *c = xcalloc(1, sizeof *c);
+	enum kv_op_kind kind = (enum kv_op_kind)route->kind;
 	enum casq_err err;
 
 	c->op = (struct kv_op){ .kind = kind, .now = req->now, .ns = req->name };
@@ -179,12 +188,28 @@ kv_route(struct app *app, struct request *req, struct response *res,
 		kv_call_free(c);
 		return;
 	}
-	route_exec(app, req, res, &(struct route_op){ kv_op_writes(&c->op),
-	    apply_kv, render_kv, kv_call_free, c });
+	route_exec(app, req, res, &(struct route_op){
+	    .write = kv_op_writes(&c->op), .apply = apply_kv,
+	    .render = render_kv, .free_op = kv_call_free, .op = c,
+	    .drained = kind == KV_DELETE ? kv_drained : NULL });
 }
 
-void route_kv_get(struct app *a, struct request *q, struct response *r)    { kv_route(a, q, r, KV_GET); }
-void route_kv_set(struct app *a, struct request *q, struct response *r)    { kv_route(a, q, r, KV_SET); }
-void route_kv_delete(struct app *a, struct request *q, struct response *r) { kv_route(a, q, r, KV_DELETE); }
-void route_kv_incr(struct app *a, struct request *q, struct response *r)   { kv_route(a, q, r, KV_INCR); }
-void route_kv_stats(struct app *a, struct request *q, struct response *r)  { kv_route(a, q, r, KV_STATS); }
+/* --- the rows (route.c's table points at them) --- */
+
+#define KV_ROUTE(path, op, ...) { .pattern = "/v1/kv/*" path, \
+	.exec = kv_route, .kind = op, .auth = true, .bad_name = E_BAD_NAMESPACE, \
+	.params = (const char *const[]){ __VA_ARGS__, NULL } }
+
+const struct route_entry route_kv_get_entry =
+	KV_ROUTE("/get", KV_GET, "key");
+const struct route_entry route_kv_set_entry =
+	KV_ROUTE("/set", KV_SET, "key", "value", "cas", "ttl");
+const struct route_entry route_kv_delete_entry =
+	KV_ROUTE("/delete", KV_DELETE, "key", "cas");
+const struct route_entry route_kv_incr_entry =
+	KV_ROUTE("/incr", KV_INCR, "key", "by", "mod", "size", "ttl");
+const struct route_entry route_kv_stats_entry = {
+	.pattern = "/v1/kv/*", .exec = kv_route, .kind = KV_STATS,
+	.auth = true, .bad_name = E_BAD_NAMESPACE,
+	.params = (const char *const[]){ NULL },
+};

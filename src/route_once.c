@@ -4,8 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 /* A day: covers webhook retries and duplicate form fills alike. */
 #define ONCE_TTL_DEFAULT_MS	(86400LL * 1000)
@@ -28,8 +27,9 @@ render_once(void *arg, struct json *j)
 	json_obj_close(j);
 }
 
-void
-route_once(struct app *app, struct request *req, struct response *res)
+static void
+route_once(struct app *app, struct request *req, struct response *res,
+    const struct route_entry *route)
 {
 	struct once_op *op = xcalloc(1, sizeof *op);
 	enum casq_err err;
@@ -48,6 +48,12 @@ route_once(struct app *app, struct request *req, struct response *res)
 		free(op);
 		return;
 	}
-	route_exec(app, req, res, &(struct route_op){ true, once_apply,
-	    render_once, free, op });
+	route_exec(app, req, res, &(struct route_op){ .write = true,
+	    .apply = once_apply, .render = render_once, .free_op = free, .op = op });
 }
+
+const struct route_entry route_once_entry = {
+	.pattern = "/v1/once/*", .exec = route_once, .auth = true,
+	.bad_name = E_BAD_SCOPE,
+	.params = (const char *const[]){ "id", "ttl", NULL },
+};

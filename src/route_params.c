@@ -1,13 +1,14 @@
 /*
  * route_params.c - typed parameters shared by the routes: text, keys,
- * seconds, integers and JSON values, each with its own error.
+ * seconds, integers and JSON values, each with its own error. Numbers
+ * are read whole and strictly: a NUL, a space, a '+' or trailing text is
+ * refused, never cut off (lease=5%00junk is not a 5 s lease).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 enum casq_err
 param_text(const struct request *req, const char *name, size_t max,
@@ -37,17 +38,29 @@ param_key(const struct request *req, const char *name, const char **key)
 	return err;
 }
 
+/* A number's text: from a query, a form or a JSON string or number,
+ * whole (no NUL inside); NULL for anything else. */
+static const char *
+number_text(const struct param *p)
+{
+	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
+	    strlen(p->value) != p->len)
+		return NULL;
+	return p->value;
+}
+
 enum casq_err
 param_seconds(const struct request *req, const char *name, bool positive,
     int64_t max_ms, enum casq_err bad, int64_t *ms)
 {
 	const struct param *p = request_param(req, name);
+	const char *text;
 	int64_t v;
 
 	if (p == NULL)
 		return E_OK;
-	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
-	    !parse_seconds_ms(p->value, &v) || v > max_ms || (positive && v == 0))
+	if ((text = number_text(p)) == NULL || !parse_seconds_ms(text, &v) ||
+	    v > max_ms || (positive && v == 0))
 		return bad;
 	*ms = v;
 	return E_OK;
@@ -73,24 +86,36 @@ param_json_value(const struct request *req, const char *name,
 	return out->len > PAYLOAD_MAX ? too_large : E_OK;
 }
 
+/* Digits, with one leading '-' when negatives are allowed; no sign,
+ * space or other character anywhere else (strtoll would skip leading
+ * spaces and take a '+'). */
+static bool
+int_text_valid(const char *s, bool negative_ok)
+{
+	if (*s == '-' && negative_ok)
+		s++;
+	if (*s == '\0')
+		return false;
+	return strspn(s, "0123456789") == strlen(s);
+}
+
 enum casq_err
 param_int(const struct request *req, const char *name, int64_t min,
     int64_t max, enum casq_err bad, bool *given, int64_t *out)
 {
 	const struct param *p = request_param(req, name);
+	const char *text;
 	char *end;
 	long long v;
 
 	*given = false;
 	if (p == NULL)
 		return E_OK;
-	if ((p->kind != PARAM_STRING && p->kind != PARAM_NUMBER) ||
-	    !(p->value[0] == '-' || (p->value[0] >= '0' && p->value[0] <= '9')))
-		return bad;		/* strtoll would skip leading spaces */
+	if ((text = number_text(p)) == NULL || !int_text_valid(text, min < 0))
+		return bad;
 	errno = 0;
-	v = strtoll(p->value, &end, 10);
-	if (errno || end == p->value || *end != '\0' || v < min || v > max ||
-	    strlen(p->value) != p->len)
+	v = strtoll(text, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
 		return bad;
 	*given = true;
 	*out = (int64_t)v;

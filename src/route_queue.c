@@ -1,12 +1,13 @@
 /*
  * route_queue.c - the queue routes: parameters in, a queue_op through
- * storage, one line of JSON out with the outcome key first.
+ * storage, one line of JSON out with the outcome key first. claim takes
+ * the named item only; taking the next one is pop, a route of its own, so
+ * no slip in a template can turn one into the other.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "store.h"
+#include "route.h"
 
 #define LEASE_MAX_MS	(604800LL * 1000)	/* a week: longer is a lost item */
 #define DELAY_MAX_MS	(31536000LL * 1000)	/* a year */
@@ -35,12 +36,13 @@ queue_op_params(const struct request *req, struct queue_op *op,
 		op->payload_len = payload->len;
 		break;
 	case QOP_CLAIM:
-		if ((err = param_text(req, "key", ITEM_KEY_MAX, E_BAD_KEY, &op->key)) == E_OK &&
-		    (err = param_text(req, "claimant", CLAIMANT_MAX, E_BAD_CLAIMANT, &claimant)) == E_OK)
+		if ((err = param_key(req, "key", &op->key)) != E_OK)
+			break;
+		/* FALLTHROUGH */
+	case QOP_POP:
+		if ((err = param_text(req, "claimant", CLAIMANT_MAX, E_BAD_CLAIMANT, &claimant)) == E_OK)
 			err = param_seconds(req, "lease", true, LEASE_MAX_MS,
 			    E_BAD_LEASE, &op->lease_ms);
-		if (err == E_OK && op->key != NULL && *op->key == '\0')
-			err = E_BAD_KEY;
 		op->claimant = claimant ? claimant : "";
 		break;
 	case QOP_RELEASE:
@@ -127,6 +129,10 @@ render_status(struct json *j, const struct queue_op *op)
 	const struct queue_result *r = &op->res;
 
 	render_head(j, "queued", op);
+	if (r->reason != NULL) {	/* no such queue: there is no item to describe */
+		json_str(j, "reason", r->reason);
+		return;
+	}
 	json_str(j, "state", item_state_name(r->state));
 	json_int(j, "attempts", r->attempts);
 	render_owner(j, r);
@@ -164,7 +170,8 @@ render(struct json *j, const struct queue_op *op)
 {
 	switch (op->kind) {
 	case QOP_ENQUEUE: render_enqueue(j, op); break;
-	case QOP_CLAIM:   render_claim(j, op); break;
+	case QOP_CLAIM:
+	case QOP_POP:     render_claim(j, op); break;
 	case QOP_ACK:     render_simple(j, "acked", op); break;
 	case QOP_RELEASE: render_simple(j, "released", op); break;
 	case QOP_REMOVE:  render_simple(j, "removed", op); break;
@@ -196,11 +203,20 @@ queue_call_free(void *arg)
 	free(c);
 }
 
+/* Claims, pops, acks, releases and removes free data when they succeed;
+ * see route_op.drained. */
+static bool
+queue_drained(const void *arg)
+{
+	return ((const struct queue_call *)arg)->op.res.ok;
+}
+
 static void
 queue_route(struct app *app, struct request *req, struct response *res,
-    enum queue_op_kind kind)
+    const struct route_entry *route)
 {
 	struct queue_call *c = xcalloc(1, sizeof *c);
+	enum queue_op_kind kind = (enum queue_op_kind)route->kind;
 	enum casq_err err;
 
 	c->op = (struct queue_op){ .kind = kind, .now = req->now,
@@ -210,14 +226,34 @@ queue_route(struct app *app, struct request *req, struct response *res,
 		queue_call_free(c);
 		return;
 	}
-	route_exec(app, req, res, &(struct route_op){ queue_op_writes(&c->op),
-	    apply_cb, render_cb, queue_call_free, c });
+	route_exec(app, req, res, &(struct route_op){
+	    .write = queue_op_writes(&c->op), .apply = apply_cb,
+	    .render = render_cb, .free_op = queue_call_free, .op = c,
+	    .drained = kind == QOP_ENQUEUE ? NULL : queue_drained });
 }
 
-void route_enqueue(struct app *a, struct request *q, struct response *r)     { queue_route(a, q, r, QOP_ENQUEUE); }
-void route_claim(struct app *a, struct request *q, struct response *r)       { queue_route(a, q, r, QOP_CLAIM); }
-void route_ack(struct app *a, struct request *q, struct response *r)         { queue_route(a, q, r, QOP_ACK); }
-void route_release(struct app *a, struct request *q, struct response *r)     { queue_route(a, q, r, QOP_RELEASE); }
-void route_remove(struct app *a, struct request *q, struct response *r)      { queue_route(a, q, r, QOP_REMOVE); }
-void route_status(struct app *a, struct request *q, struct response *r)      { queue_route(a, q, r, QOP_STATUS); }
-void route_queue_stats(struct app *a, struct request *q, struct response *r) { queue_route(a, q, r, QOP_STATS); }
+/* --- the rows (route.c's table points at them) --- */
+
+#define QUEUE_ROUTE(path, op, ...) { .pattern = "/v1/queues/*" path, \
+	.exec = queue_route, .kind = op, .auth = true, .bad_name = E_BAD_QUEUE, \
+	.params = (const char *const[]){ __VA_ARGS__, NULL } }
+
+const struct route_entry route_enqueue_entry =
+	QUEUE_ROUTE("/enqueue", QOP_ENQUEUE, "key", "payload", "delay");
+const struct route_entry route_claim_entry =
+	QUEUE_ROUTE("/claim", QOP_CLAIM, "key", "claimant", "lease");
+const struct route_entry route_pop_entry =
+	QUEUE_ROUTE("/pop", QOP_POP, "claimant", "lease");
+const struct route_entry route_ack_entry =
+	QUEUE_ROUTE("/ack", QOP_ACK, "key", "token", "claimant");
+const struct route_entry route_release_entry =
+	QUEUE_ROUTE("/release", QOP_RELEASE, "key", "token", "claimant", "delay");
+const struct route_entry route_remove_entry =
+	QUEUE_ROUTE("/remove", QOP_REMOVE, "key");
+const struct route_entry route_status_entry =
+	QUEUE_ROUTE("/status", QOP_STATUS, "key");
+const struct route_entry route_queue_stats_entry = {
+	.pattern = "/v1/queues/*", .exec = queue_route, .kind = QOP_STATS,
+	.auth = true, .bad_name = E_BAD_QUEUE,
+	.params = (const char *const[]){ NULL },
+};

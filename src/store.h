@@ -127,7 +127,7 @@ enum item_state { ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED
 const char *item_state_name(enum item_state s);
 
 enum queue_op_kind {
-	QOP_ENQUEUE, QOP_CLAIM, QOP_ACK, QOP_RELEASE, QOP_REMOVE,
+	QOP_ENQUEUE, QOP_CLAIM, QOP_POP, QOP_ACK, QOP_RELEASE, QOP_REMOVE,
 	QOP_STATUS, QOP_STATS
 };
 
@@ -156,7 +156,7 @@ struct queue_op {
 	enum queue_op_kind kind;
 	int64_t     now;
 	const char *queue;
-	const char *key;	/* NULL: claim the next ready item */
+	const char *key;	/* NULL for QOP_POP (and QOP_STATS) */
 	const char *payload;	/* compact JSON text or NULL */
 	size_t      payload_len;
 	const char *claimant;	/* "" when not given */

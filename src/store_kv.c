@@ -154,20 +154,23 @@ result_from_rec(struct kv_result *res, const struct kv_rec *r)
 }
 
 /* Refuse, before anything is written, a write that would add data to a
- * nearly full map: a new (or expired) key, or a value longer than the
- * stored one (len 0: a counter, whose few digits are not counted). */
+ * nearly full map: a new (or expired) key, a value longer than the
+ * stored one (len 0: a counter, whose few digits are not counted), or a
+ * ttl, which adds an entry to the expiry index. */
 static bool
 kv_refused(struct store *st, MDB_txn *txn, const struct kv_key *kk,
-    int64_t now, size_t len)
+    const struct kv_op *op, size_t len)
 {
 	struct kv_rec r;
 	int rc;
 
 	if (!store_space_low(st))
 		return false;
+	if (op->ttl_ms > 0)
+		return true;
 	if ((rc = kv_get(st, txn, kk, &r)) != 0)
 		return rc == MDB_NOTFOUND;	/* an error: kv_load reports it */
-	return (r.h.expires_at != 0 && r.h.expires_at <= now) || len > r.h.value_len;
+	return (r.h.expires_at != 0 && r.h.expires_at <= op->now) || len > r.h.value_len;
 }
 
 /* Write value as the next version of the record (or a new one). */
@@ -209,7 +212,7 @@ kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
 	int rc;
 	bool exists;
 
-	if (kv_refused(st, txn, kk, op->now, op->value_len))
+	if (kv_refused(st, txn, kk, op, op->value_len))
 		return STORE_SPACE_REFUSED;
 	rc = kv_load(st, txn, kk, &r, s, op->now, true);
 	exists = rc == 0;
@@ -284,7 +287,7 @@ kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
 	int rc, n;
 	bool exists;
 
-	if (kv_refused(st, txn, kk, op->now, 0))
+	if (kv_refused(st, txn, kk, op, 0))
 		return STORE_SPACE_REFUSED;
 	rc = kv_load(st, txn, kk, &r, s, op->now, true);
 	exists = rc == 0;

@@ -33,7 +33,8 @@ once_apply(struct store *st, MDB_txn *txn, void *arg)
 		return store_map_error(rc, "once");
 	op->first = rc == MDB_NOTFOUND || rec.expires_at <= op->now;
 	if (op->first) {
-		if (rc == MDB_NOTFOUND && store_space_low(st))
+		/* a new window adds a record or an expiry entry */
+		if (store_space_low(st))
 			return E_SPACE_REFUSED;
 		rec.first_seen = op->now;
 		rec.expires_at = op->now + op->ttl_ms;

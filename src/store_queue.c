@@ -511,7 +511,7 @@ op_claim(struct store *st, MDB_txn *txn, struct queue_op *op,
 	if ((rc = leases_expire_due(st, txn, op->queue, qs, op->now,
 	    LEASE_EXPIRY_BATCH)) != 0)
 		return rc;
-	if (op->key == NULL) {
+	if (op->kind == QOP_POP) {
 		int64_t ready_at;
 
 		rc = ready_first(st, txn, op->queue, &ready_at, key);
@@ -700,7 +700,8 @@ queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
 {
 	switch (op->kind) {
 	case QOP_ENQUEUE: return op_enqueue(st, txn, op, qs);
-	case QOP_CLAIM:   return op_claim(st, txn, op, qs);
+	case QOP_CLAIM:
+	case QOP_POP:     return op_claim(st, txn, op, qs);
 	case QOP_ACK:     return op_ack(st, txn, op, qs);
 	case QOP_RELEASE: return op_release(st, txn, op, qs);
 	case QOP_REMOVE:  return op_remove(st, txn, op, qs);
@@ -728,8 +729,14 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	if (rc == MDB_NOTFOUND) {
 		if (op->kind == QOP_STATS)
 			return E_NO_QUEUE;
-		/* A queue exists from its first enqueue; other ops on an
-		 * unknown queue see an empty one and create nothing. */
+		/* A queue exists from its first enqueue. Other ops on an
+		 * unknown queue create nothing and say so: a misspelled queue
+		 * name must not look like an empty queue or an absent item. */
+		if (op->kind != QOP_ENQUEUE) {
+			op->res.ok = false;
+			op->res.reason = "no_such_queue";
+			return E_OK;
+		}
 		memset(&qs, 0, sizeof qs);
 		qs.next_seq = 1;
 		qs.created_at = op->now;

@@ -42,7 +42,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "http.h"
+#include "route.h"
 #include "store.h"
 
 /* How often the main thread wakes: to sweep expired entries, to sync in

@@ -189,16 +189,17 @@ def main():
             s.q("fifo", "enqueue", key=k)
         got = []
         for i in range(3):
-            r = s.q("fifo", "claim", claimant="popper")
+            r = s.q("fifo", "pop", claimant="popper")
             if i == 0:
                 shape(r, "pop", '{"claimed":true,"queue":"fifo","key":"zeta","owner":"popper","token":"', WIN)
             got.append(r.get("key"))
         eq(got, ["zeta", "alpha", "mid"], "pop: FIFO order (not key order)")
-        r = s.q("fifo", "claim")
+        r = s.q("fifo", "pop")
         shape(r, "pop of an empty queue", '{"claimed":false,"queue":"fifo","key":"","reason":"empty"}', LOSE)
         eq(r.text.strip(), '{"claimed":false,"queue":"fifo","key":"","reason":"empty"}', "pop of an empty queue: exact body")
-        r = s.q("neverused", "claim")
-        eq(r.text.strip(), '{"claimed":false,"queue":"neverused","key":"","reason":"empty"}', "pop of a queue never used: empty")
+        r = s.q("neverused", "pop")
+        eq(r.text.strip(), '{"claimed":false,"queue":"neverused","key":"","reason":"no_such_queue"}',
+           "pop of a queue never used: no_such_queue, not empty")
 
         # ---------------------------------------------------------- ack not leased
         s.q("api", "enqueue", key="k3")
@@ -235,7 +236,7 @@ def main():
         ok(r.text.startswith('{"claimed":false,"queue":"reldelay","key":"d1","reason":"not_ready"')
            and r.keys() in (LOSE, LOSE_OWNER),
            "claim by key of a delayed release: not_ready", repr(r))
-        r = s.q("reldelay", "claim")
+        r = s.q("reldelay", "pop")
         eq(r.get("reason"), "empty", "pop with only a delayed release: empty")
 
         # ---------------------------------------------------------- enqueue with delay
@@ -245,7 +246,7 @@ def main():
         near(r, "ready_at", t0 + 60, "enqueue with delay 60")
         r = s.q("delayq", "claim", key="e1")
         shape(r, "claim by key of a delayed item", '{"claimed":false,"queue":"delayq","key":"e1","reason":"not_ready"}', LOSE)
-        r = s.q("delayq", "claim")
+        r = s.q("delayq", "pop")
         eq(r.text.strip(), '{"claimed":false,"queue":"delayq","key":"","reason":"empty"}', "pop with only a delayed item: empty")
         r = s.q("delayq", "enqueue", key="e2", delay="0.8")
         eq(r.get("enqueued"), True, "enqueue with decimal delay 0.8")

@@ -286,7 +286,7 @@ def kill_pop(s):
                 start[0] = time.monotonic()
                 killer.go()
             while True:
-                r = c.call("/v1/queues/%s/claim" % q, {"claimant": who})
+                r = c.call("/v1/queues/%s/pop" % q, {"claimant": who})
                 if r.status == 200 and r.get("claimed") is True:
                     with lock:
                         wins[r.get("key")].append((who, r.get("token")))
@@ -345,7 +345,7 @@ def kill_pop(s):
     c = s.client()
     try:
         while True:
-            r = c.call("GET", "/v1/queues/%s/claim" % q, params={"claimant": "rest"})
+            r = c.call("GET", "/v1/queues/%s/pop" % q, params={"claimant": "rest"})
             if r.get("claimed") is not True:
                 break
             rest.append(r.get("key"))

@@ -168,7 +168,7 @@ def main():
            "the refused chunked request enqueued nothing")
         c = s.client()
         try:
-            r = c.call("POST", E, body='{"key":"big2","payload":"' + "y" * (17 * 1024) + '","pad":"'
+            r = c.call("POST", E, body='{"key":"big2","payload":"' + "y" * (17 * 1024) + '","x_pad":"'
                        + "z" * (3 * 1024) + '"}', content_type="application/json")
             err(r, 413, "Payload Too Large", "payload_too_large", "17 KiB payload in a 20 KiB body")
             edge = "p" * 16382      # as JSON text: 16384 bytes with the quotes

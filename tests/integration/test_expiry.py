@@ -145,16 +145,16 @@ def delayed(s):
     q = "exp-delay"
     r = s.call("GET", "/v1/queues/%s/enqueue" % q, params={"key": "d", "delay": 60})
     eq((r.get("enqueued"), r.get("state")), (True, "ready"), "delay: enqueued with delay=60")
-    r = s.call("GET", "/v1/queues/%s/claim" % q)
+    r = s.call("GET", "/v1/queues/%s/pop" % q)
     eq((r.get("claimed"), r.get("reason")), (False, "empty"), "delay: a pop says empty")
     r = s.call("GET", "/v1/queues/%s/claim" % q, params={"key": "d"})
     eq(r.text, '{"claimed":false,"queue":"exp-delay","key":"d","reason":"not_ready"}\n',
        "delay: a claim by key says not_ready")
     s.advance(59)
-    r = s.call("GET", "/v1/queues/%s/claim" % q)
+    r = s.call("GET", "/v1/queues/%s/pop" % q)
     eq(r.get("reason"), "empty", "delay: 59 s later a pop still says empty")
     s.advance(2)
-    r = s.call("GET", "/v1/queues/%s/claim" % q, params={"claimant": "late"})
+    r = s.call("GET", "/v1/queues/%s/pop" % q, params={"claimant": "late"})
     eq((r.get("claimed"), r.get("key"), r.get("attempt")), (True, "d", 1),
        "delay: 61 s after the enqueue a pop wins the item")
 

@@ -144,7 +144,7 @@ def mixed(s):
     eq((r.status, r.reason, r.text), REUSED, "same id with by=5 added: 422 Request Id Reused")
     r = s.call("GET", path, params={"key": "m", "request_id": "mix-1"})
     eq((r.status, r.reason, r.text), REUSED, "same id with another key: 422")
-    r = s.call("GET", "/v1/once/idem-mix", params={"key": "n", "id": "q", "request_id": "mix-1"})
+    r = s.call("GET", "/v1/once/idem-mix", params={"id": "n", "request_id": "mix-1"})
     eq((r.status, r.reason, r.text), REUSED, "same id on another route: 422")
     r = s.call("GET", "/v1/kv/idem-mix/delete", params={"key": "n", "request_id": "mix-1"})
     eq((r.status, r.reason, r.text), REUSED, "same id on delete of the same key: 422")

@@ -359,7 +359,10 @@ def errors(s):
     r = s.call("GET", "/v1/kv/kverr/incr", params={"key": "a", "mod": "0", "size": "0"})
     error(r, "incr with bad mod and bad size: bad mod first", *e["bad_mod"])
     r = s.call("POST", "/v1/kv/kverr/set", body={"key": "a", "value": None})
-    error(r, "set with \"value\":null", *e["missing_value"])
+    error(r, "set with \"value\":null", 400, "Null Parameter", "null_parameter",
+          "parameter 'value' is null: send a value or leave the parameter out")
+    r = s.call("POST", "/v1/kv/kverr/set", body={"key": "a"})
+    error(r, "set without value", *e["missing_value"])
     for name in ("bad!ns", "x" * 65, "sp%20ace"):
         for op in ("get", "set", "incr", "delete"):
             r = s.call("GET", "/v1/kv/%s/%s" % (name, op), params={"key": "a", "value": "x"})

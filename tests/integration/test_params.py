@@ -93,8 +93,14 @@ def main():
         for k in ("c4", "c5"):
             eq(s.call("GET", Q + "status", params={"key": k}).get("state"), "absent",
                "a conflicting request stored nothing (%s absent)" % k)
-        r = s.call("GET", Q + "enqueue", params={"key": "u1", "foo": "bar", "x-marketo": "1"})
-        enq_ok(r, "u1", "unknown parameters are ignored")
+        r = s.call("GET", Q + "enqueue", params={"key": "u1", "x_campaign": "Welcome Flow", "x_n": ""})
+        enq_ok(r, "u1", "x_ annotations are accepted and ignored")
+        r = s.call("GET", Q + "enqueue", params={"key": "u2", "foo": "bar"})
+        eq((r.status, r.reason, r.get("error")), (400, "Unknown Parameter", "unknown_parameter"),
+           "an unknown parameter: 400 Unknown Parameter")
+        ok("'foo'" in (r.get("message") or ""), "... the message names it", r.text)
+        eq(s.call("GET", Q + "status", params={"key": "u2"}).get("state"), "absent",
+           "... and nothing was enqueued")
 
         # ------------------------------------------------------ payloads round-trip exactly
         cases = [

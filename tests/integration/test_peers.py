@@ -50,7 +50,8 @@ def main():
            "got %r" % out[:200])
         r = fcgi_request(s.sock, "GET", "/v1/queues/peers/status?key=cut",
                          headers={"Authorization": "Bearer " + s.key})
-        eq((r.status, r.get("state")), (200, "absent"), "the cut enqueue was not done")
+        eq((r.status, r.get("reason")), (200, "no_such_queue"),
+           "the cut enqueue was not done (the queue never held an item)")
 
         # A peer that stops in the middle of its parameters.
         stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -119,7 +119,7 @@ def race_flush(s, n=N_POP, flushers=FLUSHERS, flush_threads=FLUSH_THREADS,
             c.connect()         # TLS handshake before the barrier
             barrier.wait()
             while True:
-                r = c.call("GET", "/v1/queues/%s/claim" % queue, params={"claimant": who})
+                r = c.call("GET", "/v1/queues/%s/pop" % queue, params={"claimant": who})
                 if r.status != 200:
                     anomalies.append(repr(r))
                     break
@@ -181,7 +181,7 @@ def race_leases(s, n=N_LEASE, consumers=LEASE_THREADS, enq_threads=ENQ_THREADS,
         c = s.client()
         try:
             while time.monotonic() < deadline:
-                r = c.call("GET", "/v1/queues/%s/claim" % queue, params={"claimant": who, "lease": 1})
+                r = c.call("GET", "/v1/queues/%s/pop" % queue, params={"claimant": who, "lease": 1})
                 if r.status != 200:
                     anomalies.append(repr(r))
                     return

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <limits.h>
 
-#include "http.h"
+#include "route.h"
 #include "tap.h"
 
 #define T0	1764194281000LL		/* 2025-11-26T21:58:01Z */
@@ -143,7 +143,7 @@ test_json(void)
 	enum casq_err err;
 
 	is_int(parse(&req, "/x", json,
-	    "{\"s\":\"str\",\"n\":-1.5e3,\"i\":42,\"t\":true,\"f\":false,\"z\":null,"
+	    "{\"s\":\"str\",\"n\":-1.5e3,\"i\":42,\"t\":true,\"f\":false,"
 	    "\"o\":{\"a\": [1, 2]},\"arr\":[ \"x\" , {\"b\":null} ],\"e\":\"a\\\"b\\\\c\\u00e9\\n\"}"),
 	    E_OK, "request: JSON body parses");
 	is_str(pval(&req, "s"), "str", "request: JSON string value");
@@ -154,11 +154,20 @@ test_json(void)
 	is_str(pval(&req, "t"), "true", "request: JSON true");
 	is_str(pval(&req, "f"), "false", "request: JSON false");
 	is_int(pkind(&req, "f"), PARAM_BOOL, "request: JSON bool is PARAM_BOOL");
-	is_str(pval(&req, "z"), NULL, "request: JSON null means not given");
 	is_str(pval(&req, "o"), "{\"a\":[1,2]}", "request: JSON object re-emitted compactly");
 	is_int(pkind(&req, "o"), PARAM_JSON, "request: JSON object is PARAM_JSON");
 	is_str(pval(&req, "arr"), "[\"x\",{\"b\":null}]", "request: JSON array re-emitted compactly");
 	is_str(pval(&req, "e"), "a\"b\\c\xc3\xa9\n", "request: JSON string escapes decode");
+	req_done(&req);
+
+	/* null is refused, naming the member, never taken as "not given". */
+	is_int(parse(&req, "/x", json, "{\"key\":\"a\",\"cas\":null}"), E_NULL_PARAM,
+	    "request: a null member is E_NULL_PARAM");
+	is_str(req.err_param, "cas", "request: ... naming it");
+	req_done(&req);
+	is_int(parse(&req, "/x", json, "{\"key\":\"a\",\"x_note\":null}"), E_OK,
+	    "request: a null x_ annotation is ignored");
+	is_str(pval(&req, "x_note"), NULL, "request: ... and not a parameter");
 	req_done(&req);
 
 	is_int(parse(&req, "/x", json, "{\"o\":{\"q\":\"a\\\"b\",\"u\":\"\\u00e9\"}}"), E_OK,
@@ -813,7 +822,7 @@ test_routes(void)
 	snprintf(text, sizeof text, "/v1/queues/%065d/claim", 0);
 	call("POST", text, NULL, NULL, key_a);
 	is_int(R.status, 400, "route: a 65-byte queue name is 400");
-	snprintf(text, sizeof text, "/v1/queues/%064d/claim", 0);
+	snprintf(text, sizeof text, "/v1/queues/%064d/pop", 0);
 	call("POST", text, NULL, NULL, key_a);
 	is_int(R.status, 200, "route: a 64-byte queue name is fine");
 
@@ -827,7 +836,7 @@ test_routes(void)
 	call("POST", "/v1/queues/q/enqueue", form, "payload=x", key_a);
 	ok(R.status == 400 && !strcmp(R.reason, "Missing Key"), "route: enqueue without key is 400 Missing Key (%d)", R.status);
 
-	call("POST", "/v1/queues/q/claim?claimant=w1", form, "lease=30", key_a);
+	call("POST", "/v1/queues/q/pop?claimant=w1", form, "lease=30", key_a);
 	is_int(R.status, 200, "route: claim is 200");
 	p = "{\"claimed\":true,\"queue\":\"q\",\"key\":\"k\",\"owner\":\"w1\",\"token\":\"";
 	ok(strncmp(R.body, p, strlen(p)) == 0, "route: claim body starts right (%s)", R.body);
@@ -841,8 +850,10 @@ test_routes(void)
 	call("POST", "/v1/queues/q/claim?key=k&claimant=w2", NULL, NULL, key_a);
 	is_str(R.body, "{\"claimed\":false,\"queue\":\"q\",\"key\":\"k\",\"reason\":\"claimed\",\"owner\":\"w1\"}",
 	    "route: losing claim body names the owner");
-	call("POST", "/v1/queues/q/claim", NULL, NULL, key_a);
+	call("POST", "/v1/queues/q/pop", NULL, NULL, key_a);
 	is_str(R.body, "{\"claimed\":false,\"queue\":\"q\",\"key\":\"\",\"reason\":\"empty\"}", "route: pop on empty body");
+	call("POST", "/v1/queues/q/claim", NULL, NULL, key_a);
+	ok(R.status == 400 && !strcmp(R.reason, "Missing Key"), "route: claim without key is 400 Missing Key (%d)", R.status);
 	snprintf(text, sizeof text, "key=k&token=%s", token);
 	call("POST", "/v1/queues/q/ack", form, text, key_a);
 	is_str(R.body, "{\"acked\":true,\"queue\":\"q\",\"key\":\"k\"}", "route: ack body");

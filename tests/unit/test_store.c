@@ -114,7 +114,7 @@ static struct queue_op
 claim(int64_t now, const char *q, const char *key, const char *claimant,
     int64_t lease_ms)
 {
-	struct queue_op op = mkop(QOP_CLAIM, now, q, key);
+	struct queue_op op = mkop(key ? QOP_CLAIM : QOP_POP, now, q, key);
 
 	op.claimant = claimant;
 	op.lease_ms = lease_ms;
@@ -614,14 +614,14 @@ test_remove(void)
 	ok(enqueue(T0 + 4, "rm", "b", NULL, 0), "store: a removed key can be enqueued again");
 
 	op = status(T0, "nosuch", "k");
-	ok(!op.res.ok && op.res.state == ITEM_ABSENT, "store: status on an unknown queue says absent");
+	is_str(reason(&op), "no_such_queue", "store: status on an unknown queue says no_such_queue");
 	op = mkop(QOP_STATS, T0, "nosuch", NULL);
 	is_int(store_run_queue_op(st, &op), E_NO_QUEUE, "store: stats of an unknown queue is E_NO_QUEUE");
 	op = claim(T0, "nosuch", NULL, "w", 0);
-	is_str(reason(&op), "empty", "store: pop on an unknown queue says empty");
+	is_str(reason(&op), "no_such_queue", "store: pop on an unknown queue says no_such_queue");
 	queue_result_free(&op.res);
 	op = qrun(mkop(QOP_REMOVE, T0, "nosuch", "k"));
-	is_str(reason(&op), "not_queued", "store: remove on an unknown queue says not_queued");
+	is_str(reason(&op), "no_such_queue", "store: remove on an unknown queue says no_such_queue");
 	op = mkop(QOP_STATS, T0, "nosuch", NULL);
 	is_int(store_run_queue_op(st, &op), E_NO_QUEUE, "store: ops on an unknown queue create nothing");
 }

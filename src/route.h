@@ -1,0 +1,98 @@
+/*
+ * route.h - routing: the table of routes (each row declared in its
+ * route_*.c next to its handler, as tmux's cmd_entry), the parameters a
+ * route takes, typed parameter readers, and the path from a request to a
+ * store operation and back to an answer. The one layer that sees both
+ * http.h and store.h.
+ */
+#ifndef CASQ_ROUTE_H
+#define CASQ_ROUTE_H
+
+#include "http.h"
+#include "store.h"
+
+struct app {
+	struct store   *store;
+	struct keyring *keys;
+	int64_t         idem_ttl_ms;	/* how long responses are kept for retries */
+	/* Writes are left in res->pending for the caller to hand to the
+	 * committer (route_call_apply, then route_finish) instead of being
+	 * waited for: the serving thread goes on to the next request. */
+	bool            defer_writes;
+};
+void route_request(struct app *app, struct request *req, struct response *res);
+
+struct route_entry;
+typedef void route_fn(struct app *app, struct request *req,
+	struct response *res, const struct route_entry *route);
+
+/*
+ * One route. A parameter not in params (and not an x_ annotation) is
+ * 400 Unknown Parameter before the handler runs, so a misspelled name
+ * can never be ignored into a different operation.
+ */
+struct route_entry {
+	const char   *pattern;	/* a "*" segment is the queue, namespace or scope */
+	route_fn     *exec;
+	int           kind;	/* the handler's op kind (enum queue_op_kind, ...) */
+	bool          auth;	/* needs an API key; also takes request_id */
+	enum casq_err bad_name;	/* the error for an invalid "*" segment */
+	const char *const *params;	/* NULL-terminated */
+};
+
+/* The rows, declared in route_queue.c, route_kv.c, route_once.c and
+ * route_admin.c; route.c's table points at them. */
+extern const struct route_entry route_enqueue_entry, route_claim_entry,
+	route_pop_entry, route_ack_entry, route_release_entry,
+	route_remove_entry, route_status_entry, route_queue_stats_entry,
+	route_queue_list_entry, route_kv_get_entry, route_kv_set_entry,
+	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
+	route_once_entry, route_healthz_entry, route_ping_entry;
+
+/* What a route hands to storage: op (heap) is applied in a transaction,
+ * its result rendered as the 200 answer, then released with free_op. */
+typedef void (*route_render_fn)(void *op, struct json *j);
+struct route_op {
+	bool            write;
+	store_apply_fn  apply;
+	route_render_fn render;
+	void          (*free_op)(void *op);
+	void           *op;
+	/* For writes that free data (claims, acks, removes, deletes): true
+	 * when the applied op did remove or consume something. While space
+	 * is low such an op may still store its answer for a request id,
+	 * and only then; NULL for writes that add data. */
+	bool          (*drained)(const void *op);
+};
+/* Run ro in a transaction and answer with its result; a deferred write
+ * (app->defer_writes) is left in res->pending instead. A write with a
+ * request id goes through the stored-response table: a retry gets the
+ * first answer and the op does not run again. */
+void route_exec(struct app *app, struct request *req, struct response *res,
+	const struct route_op *ro);
+/* The transaction body of res->pending, and its answer once committed
+ * (or failed with err); route_finish releases the call. */
+enum casq_err route_call_apply(struct store *st, MDB_txn *txn, void *call);
+void route_finish(struct response *res, enum casq_err err);
+
+/* --- route_params.c: typed parameters, each with its own error --- */
+/* Text: *out NULL when absent, else UTF-8 without NUL, at most max bytes. */
+enum casq_err param_text(const struct request *req, const char *name,
+	size_t max, enum casq_err bad, const char **out);
+/* A required key: 1-256 bytes of UTF-8 (E_MISSING_KEY / E_BAD_KEY). */
+enum casq_err param_key(const struct request *req, const char *name,
+	const char **key);
+/* Seconds (decimals to the ms) into *ms, at most max_ms, more than 0 when
+ * positive; absent leaves *ms untouched. */
+enum casq_err param_seconds(const struct request *req, const char *name,
+	bool positive, int64_t max_ms, enum casq_err bad, int64_t *ms);
+/* A JSON value as compact text: JSON-body values as given, form and
+ * query values as JSON strings. Absent leaves out empty. */
+enum casq_err param_json_value(const struct request *req, const char *name,
+	enum casq_err bad, enum casq_err too_large, struct buf *out);
+/* A decimal integer within [min, max]: digits only, with a leading '-'
+ * only when min is negative; *given says whether it was sent. */
+enum casq_err param_int(const struct request *req, const char *name,
+	int64_t min, int64_t max, enum casq_err bad, bool *given, int64_t *out);
+
+#endif
