@@ -452,8 +452,13 @@ store_space_low(struct store *st)
 	reserve = pages * HEADROOM_PCT / 100;
 	if (reserve < HEADROOM_MIN_PAGES)
 		reserve = HEADROOM_MIN_PAGES < pages / 2 ? HEADROOM_MIN_PAGES : pages / 2;
+	/* Once low, stay low until a quarter of the reserve more is free:
+	 * else every commit that frees a few pages would let a producer's
+	 * write through, into the room the drains need. */
+	if (st->space_low)
+		reserve += reserve / 4;
 	if (used + reserve <= pages)
-		return false;	/* far below the high-water mark */
+		return st->space_low = false;	/* far below the high-water mark */
 	/* Near it (and forever after: the file never shrinks), the free
 	 * list says how much was given back; it changes only on commit. */
 	if (st->free_txnid != info.me_last_txnid) {
@@ -461,5 +466,5 @@ store_space_low(struct store *st)
 			return false;	/* uncounted: let a real MAP_FULL decide */
 		st->free_txnid = info.me_last_txnid;
 	}
-	return used - st->free_count + reserve > pages;
+	return st->space_low = used - st->free_count + reserve > pages;
 }

@@ -55,6 +55,7 @@ struct store {
 	 * commit, not per write (only the writing thread uses these). */
 	size_t   free_count;
 	size_t   free_txnid;
+	bool     space_low;	/* the last answer of store_space_low */
 };
 
 struct store_config {

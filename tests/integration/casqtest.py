@@ -531,14 +531,70 @@ def nginx_template_path():
         srcdir(), "nginx", "casq-dev.conf.in")
 
 
+def site_paths():
+    d = os.path.join(srcdir(), "nginx")
+    return os.path.join(d, "casq-site.conf"), os.path.join(d, "casq-stream.conf")
+
+
+def _sub_once(text, old, new, what):
+    """Replace old (which must appear exactly once) in text: a production
+    file that changed shape fails the test instead of being half-rendered."""
+    n = text.count(old)
+    if n != 1:
+        raise RuntimeError("%s: expected %r once, found it %d times" % (what, old, n))
+    return text.replace(old, new)
+
+
+def render_site(prefix, port, http_port, sock, cert, certkey, fallback, stream):
+    """The production nginx/casq-site.conf (and casq-stream.conf when
+    stream) as Debian would load them, with only addresses and paths
+    changed: loopback ports, the test's certificate, casqd's socket and a
+    503 responder socket inside prefix. Returns the main nginx.conf text."""
+    site_path, stream_path = site_paths()
+    with open(site_path) as f:
+        site = f.read()
+    for old, new in (
+            ("listen 80;", "listen 127.0.0.1:%d;" % http_port),
+            ("listen [::]:80;", ""),
+            ("listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % port),
+            ("listen [::]:443 ssl;", ""),
+            ("/etc/ssl/casq/fullchain.pem", cert),
+            ("/etc/ssl/casq/privkey.pem", certkey),
+            ("server unix:/run/casq/casqd.sock", "server unix:" + sock),
+            ("/run/nginx-casq-503.sock", fallback),
+            ("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")):
+        site = _sub_once(site, old, new, site_path)
+    with open(os.path.join(prefix, "site.conf"), "w") as f:
+        f.write(site)
+    stream_conf = ""
+    if stream:
+        with open(stream_path) as f:
+            stream_conf = _sub_once(f.read(), "/run/nginx-casq-503.sock", fallback, stream_path)
+    temp = "".join("    %s_temp_path %s/%s_temp;\n" % (t, prefix, t)
+                   for t in ("client_body", "fastcgi", "proxy", "uwsgi", "scgi"))
+    return ("%s\nload_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+            "daemon off;\nmaster_process on;\nworker_processes 1;\n"
+            "pid %s/nginx.pid;\nerror_log %s/error.log;\n"
+            "events {\n    worker_connections 1024;\n}\n%s\n"
+            "http {\n    access_log %s/access.log;\n%s    include %s/site.conf;\n}\n"
+            % ("user root;" if os.geteuid() == 0 else "", prefix, prefix,
+               stream_conf, prefix, temp, prefix))
+
+
 class Stack:
     """nginx (TLS) -> casqd (FastCGI, unix socket) -> LMDB, in a temp dir."""
 
     def __init__(self, workers=4, keep_conn="on", extra_args=(), nginx=True,
-                 tag="casqtest", test_clock=False):
+                 tag="casqtest", test_clock=False, site=False, stream=True):
         """test_clock: casqd gets CASQ_TEST_CLOCK_FILE=<tmp>/clock (starting
         at "0"), moved forward by advance(); it only has an effect on a
-        casqd configured with --enable-test-clock (see test_clock_works)."""
+        casqd configured with --enable-test-clock (see test_clock_works).
+        site: run the production nginx/casq-site.conf (plain http on
+        self.http_port) instead of the development template; stream: with
+        its 503 responder (casq-stream.conf) on self.fallback_sock."""
+        self.site = site
+        self.stream = stream
+        self.http_port = None
         self.workers = workers
         self.test_clock = test_clock
         self.keep_conn = keep_conn
@@ -724,6 +780,11 @@ class Stack:
             raise RuntimeError("openssl failed: %s" % r.stderr.decode("utf-8", "replace"))
         self.cert, self.certkey = cert, key
 
+    @property
+    def fallback_sock(self):
+        """Where the site's 503 responder listens (site=True)."""
+        return self.path("nginx", "casq-503.sock")
+
     def _render_nginx(self, port):
         tpl_path = nginx_template_path()
         with open(tpl_path) as f:
@@ -732,6 +793,14 @@ class Stack:
         for d in ("", "logs", "tmp", "client_body_temp", "fastcgi_temp",
                   "proxy_temp", "uwsgi_temp", "scgi_temp"):
             os.makedirs(os.path.join(prefix, d), exist_ok=True)
+        if self.site:
+            self.http_port = free_port()
+            conf = render_site(prefix, port, self.http_port, self.sock, self.cert,
+                               self.certkey, self.fallback_sock, self.stream)
+            path = os.path.join(prefix, "nginx.conf")
+            with open(path, "w") as f:
+                f.write(conf)
+            return prefix, path, conf
         values = {
             "PREFIX": prefix,
             "PORT": str(port),
