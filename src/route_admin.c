@@ -10,18 +10,23 @@
 /* One page of /v1/queues; "after" continues from the last name seen. */
 #define QUEUE_LIST_MAX	1000
 
+/* A read transaction that reads nothing: can the database be opened? */
+static enum casq_err
+read_nothing(struct store *st, MDB_txn *txn, void *op)
+{
+	return E_OK;
+}
+
 static void
 route_healthz(struct app *app, struct request *req, struct response *res,
     const struct route_entry *route)
 {
-	MDB_txn *txn;
 	struct json j;
 
-	if (store_begin(app->store, false, &txn) != E_OK) {
+	if (store_run(app->store, false, req->now, read_nothing, NULL) != E_OK) {
 		response_error(res, E_UNAVAILABLE);
 		return;
 	}
-	mdb_txn_abort(txn);
 	response_ok(res);
 	json_begin(&j, &res->body);
 	json_obj_open(&j, NULL);
@@ -42,6 +47,14 @@ route_ping(struct app *app, struct request *req, struct response *res,
 	json_obj_close(&j);
 }
 
+/* One page of the queue list: the entries are written as a JSON array
+ * while the read transaction is open, and rendered into the answer. */
+struct list_call {
+	const char *after;	/* borrowed from the request */
+	struct buf  items;	/* [{"queue":...},...] */
+	struct json j;
+};
+
 static void
 queue_list_visit(void *ctx, const char *name, size_t len,
     const struct queue_stats *s)
@@ -55,35 +68,54 @@ queue_list_visit(void *ctx, const char *name, size_t len,
 	json_obj_close(j);
 }
 
+static enum casq_err
+apply_list(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct list_call *c = arg;
+	enum casq_err err;
+
+	c->items.len = 0;
+	json_begin(&c->j, &c->items);
+	json_arr_open(&c->j, NULL);
+	err = queue_list(st, txn, c->after, QUEUE_LIST_MAX, queue_list_visit, &c->j);
+	json_arr_close(&c->j);
+	return err;
+}
+
+static void
+render_list(void *arg, struct json *j)
+{
+	struct list_call *c = arg;
+
+	json_obj_open(j, NULL);
+	json_raw(j, "queues", c->items.data, c->items.len);
+	json_obj_close(j);
+}
+
+static void
+list_call_free(void *arg)
+{
+	struct list_call *c = arg;
+
+	buf_free(&c->items);
+	free(c);
+}
+
 static void
 route_queue_list(struct app *app, struct request *req, struct response *res,
     const struct route_entry *route)
 {
 	const struct param *after = request_param(req, "after");
-	MDB_txn *txn;
-	enum casq_err err;
-	struct json j;
+	struct list_call *c;
 
 	if (after != NULL && (after->kind != PARAM_STRING || strlen(after->value) != after->len)) {
 		response_error(res, E_BAD_PARAM);
 		return;
 	}
-	if ((err = store_begin(app->store, false, &txn)) != E_OK) {
-		response_error(res, err);
-		return;
-	}
-	json_begin(&j, &res->body);
-	json_obj_open(&j, NULL);
-	json_arr_open(&j, "queues");
-	err = queue_list(app->store, txn, after ? after->value : NULL,
-	    QUEUE_LIST_MAX, queue_list_visit, &j);
-	mdb_txn_abort(txn);
-	json_arr_close(&j);
-	json_obj_close(&j);
-	if (err != E_OK)
-		response_error(res, err);
-	else
-		response_ok(res);
+	c = xcalloc(1, sizeof *c);
+	c->after = after ? after->value : NULL;
+	route_exec(app, req, res, &(struct route_op){ .apply = apply_list,
+	    .render = render_list, .free_op = list_call_free, .op = c });
 }
 
 const struct route_entry route_healthz_entry = {
