@@ -96,6 +96,8 @@ void response_free(struct response *res);
 int         err_status(enum casq_err err);
 const char *err_reason(enum casq_err err);
 const char *err_code(enum casq_err err);
+/* The message; errors about one parameter hold a "%s" for its name. */
+const char *err_message(enum casq_err err);
 
 /* --- auth.c: API keys, stored as SHA-256 hashes --- */
 struct keyring;

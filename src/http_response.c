@@ -66,6 +66,7 @@ static const struct {
 int         err_status(enum casq_err err) { return err_table[err].status; }
 const char *err_reason(enum casq_err err) { return err_table[err].reason; }
 const char *err_code(enum casq_err err)   { return err_table[err].code; }
+const char *err_message(enum casq_err err) { return err_table[err].message; }
 
 /* --- JSON writer --- */
 

@@ -676,6 +676,46 @@ write_file(const char *name, const char *text)
 	return path;
 }
 
+/* Every row of the error table appears in docs/api.md's table as
+ * "| status | reason | `code` | `message` |" (a name placeholder written
+ * <name>): a doc that disagrees with the code is a bug. */
+static void
+test_errors_documented(void)
+{
+	const char *src = getenv("CASQ_SRCDIR");
+	char path[4096], row[1024], msg[512];
+	struct buf doc = { 0 };
+	FILE *f;
+	size_t n;
+	int undocumented = 0;
+
+	snprintf(path, sizeof path, "%s/docs/api.md", src ? src : ".");
+	if ((f = fopen(path, "r")) == NULL) {
+		ok(false, "errors documented: cannot read %s", path);
+		return;
+	}
+	while ((n = fread(row, 1, sizeof row, f)) > 0)
+		buf_append(&doc, row, n);
+	fclose(f);
+	buf_append(&doc, "", 1);
+	for (int e = 1; e < E__COUNT; e++) {
+		const char *m = err_message(e), *ph = strstr(m, "%s");
+
+		if (ph != NULL)
+			snprintf(msg, sizeof msg, "%.*s<name>%s", (int)(ph - m), m, ph + 2);
+		else
+			snprintf(msg, sizeof msg, "%s", m);
+		snprintf(row, sizeof row, "| %d | %s | `%s` | `%s` |", err_status(e),
+		    err_reason(e), err_code(e), msg);
+		if (strstr(doc.data, row) == NULL) {
+			diag("not in docs/api.md: %s", row);
+			undocumented++;
+		}
+	}
+	is_int(undocumented, 0, "errors documented: every error's status, phrase, code and message is in docs/api.md");
+	buf_free(&doc);
+}
+
 static void
 test_keyring_load(void)
 {
@@ -918,6 +958,7 @@ main(void)
 	test_typed_params();
 	test_json_writer();
 	test_errors();
+	test_errors_documented();
 	test_keyring_load();
 	test_routes();
 	nftw(tmproot, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
