@@ -54,6 +54,16 @@ def tls(s, what):
     ok(done, "%s: TLS 1.3 works" % what, out[-300:])
 
 
+def read_all(sock):
+    """Everything the peer sends until it closes (Connection: close)."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def http11_only(s, what):
     ctx = ssl.create_default_context(cafile=s.cert)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
@@ -61,12 +71,7 @@ def http11_only(s, what):
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
             proto = t.selected_alpn_protocol()
             t.sendall(b"GET /v1/queues/x/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = t.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_all(t)
     ok(proto in (None, "http/1.1"), "%s: a client offering h2 gets http/1.1 (ALPN %r)" % (what, proto))
     line = data.split(b"\r\n", 1)[0]
     eq(line, b"HTTP/1.1 401 Missing API Key", "%s: ... and its status line with the reason phrase" % what)
@@ -90,12 +95,7 @@ def plain_http(s):
         if body:
             req += b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n" % len(body)
         c.sendall(req + b"\r\n" + (body or b""))
-        data = b""
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_all(c)
         c.close()
         head, _, payload = data.partition(b"\r\n\r\n")
         eq(head.split(b"\r\n", 1)[0], b"HTTP/1.1 403 Forbidden", "http %s: 403, not a redirect" % method)
