@@ -413,8 +413,10 @@ watch_start(struct worker *w)
 	    park(w, w->listen_fd);
 }
 
+/* quiet: the master already logged that this slot keeps failing; say
+ * why only at debug level. */
 static int
-worker_open(struct worker *w)
+worker_open(struct worker *w, bool quiet)
 {
 	const struct config *cfg = w->cfg;
 	struct store_config sc = config_store(cfg);
@@ -431,12 +433,13 @@ worker_open(struct worker *w)
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
 	    (w->app.keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
-		log_error("worker start failed: %s", why);
+		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s", why);
 		return -1;
 	}
 	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
 	    FCGX_Init() != 0 || !watch_start(w)) {
-		log_error("worker start failed: %s", strerror(errno));
+		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s",
+		    strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -456,8 +459,21 @@ stop_serving(struct worker *w)
 	(void)!write(w->stop_pipe[1], "x", 1);
 }
 
+/* Tell the master we serve: one byte on the ready pipe, which only this
+ * process holds open (pool.c says why a pipe). From then on the master
+ * replaces this worker at once whenever it dies. */
+static void
+say_ready(int ready_fd)
+{
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, "r", 1) != 1)
+		log_warn("ready pipe: %s", strerror(errno));
+	close(ready_fd);
+}
+
 int
-worker_main(const struct config *cfg, int listen_fd)
+worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 {
 	struct worker w = { .cfg = cfg, .listen_fd = listen_fd };
 	struct timespec ts = { WORKER_TICK_MS / 1000, 0 };
@@ -468,7 +484,7 @@ worker_main(const struct config *cfg, int listen_fd)
 	int started = 0, rc = 0;
 
 	worker_signals(&waitmask);
-	if (worker_open(&w) != 0) {
+	if (worker_open(&w, quiet) != 0) {
 		rc = 1;
 		goto out;
 	}
@@ -479,6 +495,8 @@ worker_main(const struct config *cfg, int listen_fd)
 			break;
 	pthread_attr_destroy(&attr);
 	log_debug("worker ready: %d thread(s)", started);
+	if (started > 0)
+		say_ready(ready_fd);
 	while (!worker_stop && getppid() == master && started > 0 &&
 	    !atomic_load(&w.app.store->map_resized)) {
 		pselect(0, NULL, NULL, NULL, &ts, &waitmask);
