@@ -120,7 +120,7 @@ def kill_storm(s):
         try:
             while True:
                 done = enq_done.is_set()
-                r = settled(c, rec, "/v1/queues/%s/claim" % q,
+                r = settled(c, rec, "/v1/queues/%s/pop" % q,
                             {"claimant": who, "request_id": "%s-%06d" % (who, i)})
                 i += 1
                 if r.get("claimed") is True:
