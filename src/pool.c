@@ -164,6 +164,8 @@ slot_poll_ready(struct slot *s, int i)
 	if (s->failed_starts > 0)
 		log_info("worker %d ready again (pid %ld) after %d failed start(s)",
 		    i, (long)s->pid, s->failed_starts);
+	else
+		log_debug("worker %d ready (pid %ld)", i, (long)s->pid);
 	s->failed_starts = 0;
 	s->backoff_ms = 0;
 }

@@ -219,6 +219,12 @@ def crash_loop(s):
     keys = s.path("keys")
     with open(keys) as f:
         good = f.read()
+    # Both workers ready (a debug line each), so the kill is of a worker
+    # that was serving: its slot is restarted at once, once.
+    deadline = time.monotonic() + 30
+    while len(re.findall(r"worker \d+ ready \(pid", read_log(s))) < 2 and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
     victim = worker_pids(s.casqd.pid)[0]
     offset = os.path.getsize(s.casqd_log)
     with open(keys + ".tmp", "w") as f:
