@@ -6,8 +6,9 @@
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
 
+# binutils: readelf, for tests/integration/test_hardening.py
 CASQ_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev
-liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk
+liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk binutils
 libnginx-mod-stream"
 
 casq_log() {

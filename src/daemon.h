@@ -35,8 +35,11 @@ int  listener_open(const struct config *cfg, struct listener *l, char *why,
 	size_t whylen);
 void listener_close(struct listener *l);
 
-/* worker.c: serve until SIGTERM; returns the process exit status. */
-int  worker_main(const struct config *cfg, int listen_fd);
+/* worker.c: serve until SIGTERM; returns the process exit status. Once
+ * its threads serve, the worker writes one byte to ready_fd (-1: none)
+ * and closes it; quiet: log a failure to start at debug level only. */
+int  worker_main(const struct config *cfg, int listen_fd, int ready_fd,
+	bool quiet);
 /* How every process of this config opens the environment. */
 struct store_config config_store(const struct config *cfg);
 

@@ -66,6 +66,13 @@
 /* Serving threads' stacks: request handling is shallow (JSON nesting is
  * capped at 32 before anything recurses). */
 #define THREAD_STACK_SIZE	(512 * 1024)
+/* Out of descriptors or memory on accept: new connections wait in the
+ * backlog this long before the next try. A descriptor freed by a closing
+ * connection is used within 100 ms, and ten tries a second cost nothing
+ * (retrying at once spun a core). */
+#define ACCEPT_PAUSE_MS	100
+/* Those failures are logged at most this often, with their count. */
+#define ACCEPT_LOG_EVERY_MS	1000
 
 struct worker {
 	const struct config *cfg;
@@ -74,6 +81,12 @@ struct worker {
 	int                  stop_pipe[2];	/* written once: stop */
 	int                  epfd;		/* listener, parked connections, stop */
 	atomic_bool          stopping;	/* close connections after their reply */
+	/* Accept failures for want of resources. Only the thread that took
+	 * the one-shot listener's event touches these, before it watches
+	 * the listener again: one thread at a time. */
+	bool                 accept_failing;
+	unsigned long        accept_failed;	/* since the last line */
+	int64_t              accept_logged_at;
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -179,6 +192,47 @@ ready_besides_stop(struct worker *w, struct epoll_event *ev)
 	return found;
 }
 
+/* accept failed for want of descriptors or memory: the connection stays
+ * in the backlog, and the listener would report it again at once. */
+static bool
+accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
+
+/* Count the failure, log at most once a second, and sleep before the
+ * listener is watched again. The other threads go on serving the parked
+ * connections meanwhile, and their closing frees descriptors. */
+static void
+accept_pause(struct worker *w, int err)
+{
+	struct timespec pause = { 0, ACCEPT_PAUSE_MS * 1000000L };
+	int64_t now = clock_now_ms();
+
+	w->accept_failed++;
+	if (!w->accept_failing || now - w->accept_logged_at >= ACCEPT_LOG_EVERY_MS) {
+		log_warn("accept: %s: %lu failure(s) since the last line; new "
+		    "connections wait %d ms at a time", strerror(err),
+		    w->accept_failed, ACCEPT_PAUSE_MS);
+		w->accept_failed = 0;
+		w->accept_logged_at = now;
+	}
+	w->accept_failing = true;
+	nanosleep(&pause, NULL);
+}
+
+/* An accept here worked after failures. (libfcgi's own accept, tried when
+ * a kept connection turns out closed, may take the first connections
+ * after a shortage: this line comes with the next one accepted here.) */
+static void
+accept_recovered(struct worker *w)
+{
+	log_info("accept works again after %lu failure(s) since the last line",
+	    w->accept_failed);
+	w->accept_failing = false;
+	w->accept_failed = 0;
+}
+
 /* Wait for work: a new connection, accepted here, or a request on a
  * parked kept-alive connection: *fd = it. False: the worker stops. The
  * listener is one-shot too, so one thread takes a new connection while
@@ -206,10 +260,15 @@ wait_for_work(struct worker *w, int *fd)
 			return true;
 		}
 		*fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (*fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		if (*fd < 0 && accept_starved(errno))
+			accept_pause(w, errno);
+		else if (*fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ECONNABORTED && errno != EINTR)
 			log_warn("accept: %s", strerror(errno));
-		if (!park(w, w->listen_fd))
+		else if (*fd >= 0 && w->accept_failing)
+			accept_recovered(w);
+		/* stop_serving took the listener out of the set: leave it out */
+		if (!atomic_load(&w->stopping) && !park(w, w->listen_fd))
 			log_error("cannot watch the listener again: %s", strerror(errno));
 		if (*fd >= 0) {
 			peer_setup(*fd);
@@ -413,8 +472,10 @@ watch_start(struct worker *w)
 	    park(w, w->listen_fd);
 }
 
+/* quiet: the master already logged that this slot keeps failing; say
+ * why only at debug level. */
 static int
-worker_open(struct worker *w)
+worker_open(struct worker *w, bool quiet)
 {
 	const struct config *cfg = w->cfg;
 	struct store_config sc = config_store(cfg);
@@ -431,12 +492,13 @@ worker_open(struct worker *w)
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
 	    (w->app.keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
-		log_error("worker start failed: %s", why);
+		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s", why);
 		return -1;
 	}
 	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
 	    FCGX_Init() != 0 || !watch_start(w)) {
-		log_error("worker start failed: %s", strerror(errno));
+		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s",
+		    strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -456,8 +518,21 @@ stop_serving(struct worker *w)
 	(void)!write(w->stop_pipe[1], "x", 1);
 }
 
+/* Tell the master we serve: one byte on the ready pipe, which only this
+ * process holds open (pool.c says why a pipe). From then on the master
+ * replaces this worker at once whenever it dies. */
+static void
+say_ready(int ready_fd)
+{
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, "r", 1) != 1)
+		log_warn("ready pipe: %s", strerror(errno));
+	close(ready_fd);
+}
+
 int
-worker_main(const struct config *cfg, int listen_fd)
+worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 {
 	struct worker w = { .cfg = cfg, .listen_fd = listen_fd };
 	struct timespec ts = { WORKER_TICK_MS / 1000, 0 };
@@ -468,7 +543,7 @@ worker_main(const struct config *cfg, int listen_fd)
 	int started = 0, rc = 0;
 
 	worker_signals(&waitmask);
-	if (worker_open(&w) != 0) {
+	if (worker_open(&w, quiet) != 0) {
 		rc = 1;
 		goto out;
 	}
@@ -479,6 +554,8 @@ worker_main(const struct config *cfg, int listen_fd)
 			break;
 	pthread_attr_destroy(&attr);
 	log_debug("worker ready: %d thread(s)", started);
+	if (started > 0)
+		say_ready(ready_fd);
 	while (!worker_stop && getppid() == master && started > 0 &&
 	    !atomic_load(&w.app.store->map_resized)) {
 		pselect(0, NULL, NULL, NULL, &ts, &waitmask);

@@ -660,7 +660,7 @@ class Stack:
 
     def casqd_argv(self):
         return [casqd_path(), "--listen", "unix:" + self.sock,
-                "--socket-mode", "0666", "--data", self.data,
+                "--socket-mode", "0660", "--data", self.data,
                 "--keys", self.path("keys"), "--workers", str(self.workers)] + \
             self.extra_args
 
