@@ -3,7 +3,9 @@
  * the keys themselves. Keys are 256 random bits, so an unsalted hash is
  * enough: there is nothing to guess from it. Names are 1-64 of
  * A-Z a-z 0-9 . _ -: they scope request ids ("name/id"), so a name must
- * never contain the '/' that separates the two.
+ * never contain the '/' that separates the two, and no two keys may share
+ * one. A key line may add attributes: scope=read|write (default
+ * write) and rate=N (requests per second; casq-keys(5), docs/api.md).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,10 +18,13 @@
 #include "http.h"
 
 #define KEY_PRESENTED_MAX 256	/* longer Authorization values are refused unhashed */
+/* A key's rate limit: more than a million requests a second is no limit
+ * casqd could enforce (or serve). */
+#define KEY_RATE_MAX	1000000
 
 struct keyring_entry {
-	char          name[KEY_NAME_MAX + 1];
-	unsigned char hash[32];
+	struct api_key key;
+	unsigned char  hash[32];
 };
 
 struct keyring {
@@ -28,9 +33,9 @@ struct keyring {
 };
 
 static bool
-hex_decode32(const char *hex, unsigned char out[32])
+hex_decode32(const char *hex, size_t n, unsigned char out[32])
 {
-	if (strspn(hex, "0123456789abcdefABCDEF") != 64 || hex[64] != '\0')
+	if (n != 64 || strspn(hex, "0123456789abcdefABCDEF") < 64)
 		return false;
 	for (int i = 0; i < 32; i++) {
 		unsigned int byte;
@@ -41,32 +46,122 @@ hex_decode32(const char *hex, unsigned char out[32])
 	return true;
 }
 
-/* One "name:hash" line into e; false when malformed. */
-static bool
-keyring_parse_line(char *line, struct keyring_entry *e)
+bool
+key_scope_parse(const char *v, enum key_scope *scope)
 {
-	char *colon = strchr(line, ':');
-	char *hash;
+	static const char *const names[] = {
+		[SCOPE_READ] = "read", [SCOPE_WRITE] = "write",
+	};
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i] != NULL && strcmp(v, names[i]) == 0) {
+			*scope = (enum key_scope)i;
+			return true;
+		}
+	return false;
+}
+
+const char *
+key_scope_name(enum key_scope scope)
+{
+	return scope == SCOPE_READ ? "read" : "write";
+}
+
+static bool
+parse_rate(const char *v, uint32_t *rate)
+{
+	char *end;
+	unsigned long n;
+
+	if (*v < '1' || *v > '9')
+		return false;
+	n = strtoul(v, &end, 10);
+	if (*end != '\0' || n > KEY_RATE_MAX)
+		return false;
+	*rate = (uint32_t)n;
+	return true;
+}
+
+/* One "attr=value" of a key line; why says what is wrong. */
+static bool
+parse_key_attr(char *attr, struct api_key *k, const char **why)
+{
+	char *eq = strchr(attr, '=');
+
+	*why = "attributes are scope=read|write and rate=N";
+	if (eq == NULL)
+		return false;
+	*eq = '\0';
+	if (strcmp(attr, "scope") == 0) {
+		*why = "scope must be read or write";
+		return key_scope_parse(eq + 1, &k->scope);
+	}
+	if (strcmp(attr, "rate") == 0) {
+		*why = "rate must be requests per second, 1 to 1000000";
+		return parse_rate(eq + 1, &k->rate);
+	}
+	return false;
+}
+
+/* One "name:hash [attr=value ...]" line into e; false (and why) when
+ * malformed. */
+static bool
+keyring_parse_line(char *line, struct keyring_entry *e, const char **why)
+{
+	char *colon = strchr(line, ':'), *hash, *attr, *save = NULL;
 	size_t len;
 
+	*why = "expected name:<64 hex digits>, the name 1-64 of A-Z a-z 0-9 . _ -";
 	if (colon == NULL || !name_valid(line, (size_t)(colon - line), KEY_NAME_MAX))
 		return false;
 	hash = colon + 1;
 	len = strcspn(hash, " \t\r\n");
-	if (len != 64 || hash[len + strspn(hash + len, " \t\r\n")] != '\0')
+	if (!hex_decode32(hash, len, e->hash))
 		return false;
-	hash[len] = '\0';
-	memcpy(e->name, line, (size_t)(colon - line));
-	e->name[colon - line] = '\0';
-	return hex_decode32(hash, e->hash);
+	memcpy(e->key.name, line, (size_t)(colon - line));
+	e->key.name[colon - line] = '\0';
+	e->key.scope = SCOPE_WRITE;
+	e->key.rate = 0;
+	for (attr = strtok_r(hash + len, " \t\r\n", &save); attr != NULL;
+	    attr = strtok_r(NULL, " \t\r\n", &save))
+		if (!parse_key_attr(attr, &e->key, why))
+			return false;
+	return true;
+}
+
+static const struct keyring_entry *
+keyring_find(const struct keyring *kr, const char *name)
+{
+	for (size_t i = 0; i < kr->n; i++)
+		if (strcmp(kr->v[i].key.name, name) == 0)
+			return &kr->v[i];
+	return NULL;
+}
+
+/* A line into kr: a key (nothing else is defined yet); false and why. */
+static bool
+keyring_add_line(struct keyring *kr, char *line, const char **why)
+{
+	struct keyring_entry e;
+
+	if (!keyring_parse_line(line, &e, why))
+		return false;
+	if (keyring_find(kr, e.key.name) != NULL) {
+		*why = "a key of this name is already in the file";
+		return false;
+	}
+	kr->v = xrealloc(kr->v, (kr->n + 1) * sizeof *kr->v);
+	kr->v[kr->n++] = e;
+	return true;
 }
 
 struct keyring *
 keyring_load(const char *path, char *why, size_t whylen)
 {
 	struct keyring *kr;
-	char line[512];
+	char line[1024];
 	int lineno = 0;
+	const char *bad;
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL) {
@@ -80,15 +175,12 @@ keyring_load(const char *path, char *why, size_t whylen)
 		lineno++;
 		if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
 			continue;
-		kr->v = xrealloc(kr->v, (kr->n + 1) * sizeof *kr->v);
-		if (!keyring_parse_line(p, &kr->v[kr->n])) {
-			snprintf(why, whylen, "%s:%d: expected name:<64 hex digits>, "
-			    "the name 1-64 of A-Z a-z 0-9 . _ -", path, lineno);
+		if (!keyring_add_line(kr, p, &bad)) {
+			snprintf(why, whylen, "%s:%d: %s", path, lineno, bad);
 			fclose(f);
 			keyring_free(kr);
 			return NULL;
 		}
-		kr->n++;
 	}
 	fclose(f);
 	if (kr->n == 0) {
@@ -97,6 +189,18 @@ keyring_load(const char *path, char *why, size_t whylen)
 		return NULL;
 	}
 	return kr;
+}
+
+size_t
+keyring_count(const struct keyring *kr)
+{
+	return kr->n;
+}
+
+const struct api_key *
+keyring_key(const struct keyring *kr, size_t i)
+{
+	return &kr->v[i].key;
 }
 
 void
@@ -108,17 +212,17 @@ keyring_free(struct keyring *kr)
 	free(kr);
 }
 
-const char *
+const struct api_key *
 keyring_match(const struct keyring *kr, const char *key)
 {
 	unsigned char h[32];
-	const char *found = NULL;
+	const struct api_key *found = NULL;
 
 	sha256(key, strlen(key), h);
 	/* Compare against every entry, always: no early exit to time. */
 	for (size_t i = 0; i < kr->n; i++)
 		if (CRYPTO_memcmp(h, kr->v[i].hash, sizeof h) == 0)
-			found = kr->v[i].name;
+			found = &kr->v[i].key;
 	return found;
 }
 
@@ -161,7 +265,7 @@ request_authenticate(struct request *req, const struct keyring *kr)
 	if (key == NULL || *key == '\0')
 		return E_MISSING_API_KEY;
 	if (strlen(key) > KEY_PRESENTED_MAX ||
-	    (req->key_name = keyring_match(kr, key)) == NULL)
+	    (req->key = keyring_match(kr, key)) == NULL)
 		return E_INVALID_API_KEY;
 	return E_OK;
 }

@@ -40,7 +40,7 @@ struct request {
 	unsigned char fingerprint[32];	/* route + parameters, for request_id reuse */
 	struct param *params;
 	size_t      nparams;
-	const char *key_name;		/* which API key authenticated */
+	const struct api_key *key;	/* which API key authenticated */
 	char       *err_param;		/* the parameter an error names, if any */
 };
 
@@ -50,6 +50,7 @@ struct response {
 	int         status;
 	const char *reason;
 	const char *allow;		/* Allow header for 405 */
+	int         retry_after;	/* Retry-After header for 429 (seconds), 0: none */
 	struct buf  body;		/* one line of compact JSON */
 	struct route_call *pending;	/* a write waiting for its commit */
 };
@@ -102,13 +103,38 @@ const char *err_message(enum casq_err err);
 /* --- auth.c: API keys, stored as SHA-256 hashes --- */
 struct keyring;
 #define KEY_NAME_MAX	64	/* a key name: name_valid() */
+
+/* What a key may do: read routes only, or every route. */
+enum key_scope { SCOPE_READ, SCOPE_WRITE };
+const char *key_scope_name(enum key_scope scope);
+bool key_scope_parse(const char *text, enum key_scope *scope);
+
+struct api_key {
+	char           name[KEY_NAME_MAX + 1];
+	enum key_scope scope;
+	uint32_t       rate;	/* requests per second, bursts as many; 0: none */
+};
 struct keyring *keyring_load(const char *path, char *why, size_t whylen);
 void keyring_free(struct keyring *kr);
-/* Name of the matching key, or NULL; time does not depend on where (or
- * whether) the key matches. */
-const char *keyring_match(const struct keyring *kr, const char *key);
+/* The matching key, or NULL; time does not depend on where (or whether)
+ * the key matches. */
+const struct api_key *keyring_match(const struct keyring *kr, const char *key);
+size_t keyring_count(const struct keyring *kr);
+const struct api_key *keyring_key(const struct keyring *kr, size_t i);
 /* A new random key and its keys-file line. */
 void keyring_mint(const char *name, char key[static 80], char line[static 256]);
 enum casq_err request_authenticate(struct request *req, const struct keyring *kr);
+
+/* --- ratelimit.c: per-key limits shared by all worker processes --- */
+struct ratelimit;
+/* The shared table; call before forking the workers. NULL on failure. */
+struct ratelimit *ratelimit_create(void);
+/* Give every rate-limited key of kr a slot (the master, at start and
+ * before each reload); false when the table is full. */
+bool ratelimit_register(struct ratelimit *rl, const struct keyring *kr);
+/* Count one request of key: false when over its rate, with the whole
+ * seconds to wait in *retry_after_s. */
+bool ratelimit_take(struct ratelimit *rl, const struct api_key *key,
+	int *retry_after_s);
 
 #endif

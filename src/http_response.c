@@ -46,6 +46,8 @@ static const struct {
 	[E_NO_NAMESPACE]      = { 404, "No Such Namespace", "no_such_namespace", "no value was ever written in this namespace" },
 	[E_MISSING_API_KEY]   = { 401, "Missing API Key", "missing_api_key", "send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'" },
 	[E_INVALID_API_KEY]   = { 401, "Invalid API Key", "invalid_api_key", "the API key is not valid" },
+	[E_READ_ONLY_KEY]     = { 403, "Read Only Key", "read_only_key", "this API key may only read; this route writes" },
+	[E_RATE_LIMITED]      = { 429, "Rate Limited", "rate_limited", "this API key is over its rate; retry after Retry-After seconds" },
 	[E_NO_ROUTE]          = { 404, "No Such Route", "no_such_route", "no such route; see docs/api.md" },
 	[E_NO_QUEUE]          = { 404, "No Such Queue", "no_such_queue", "no item was ever enqueued in this queue" },
 	[E_METHOD]            = { 405, "Method Not Allowed", "method_not_allowed", "use GET or POST" },

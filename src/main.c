@@ -27,13 +27,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: casqd [options]\n"
-	    "       casqd --mint-key NAME\n"
+	    "       casqd --mint-key NAME [--scope read|write] [--rate N]\n"
 	    "\n"
 	    "  -l, --listen ADDR       unix:/path/casqd.sock or 127.0.0.1:9000\n"
 	    "                          (default: the listening socket on fd 0)\n"
 	    "  -m, --socket-mode MODE  permissions of a unix socket (default 0660)\n"
 	    "  -d, --data DIR          LMDB environment directory (default /var/lib/casq)\n"
-	    "  -k, --keys FILE         API keys file, name:sha256 per line (required)\n"
+	    "  -k, --keys FILE         API keys file, name:sha256 [attr=value ...] per line\n"
+	    "                          (required)\n"
 	    "  -w, --workers N         worker processes (default 1)\n"
 	    "  -t, --threads N         serving threads per worker (default 16)\n"
 	    "  -s, --map-size SIZE     database size limit, e.g. 512M, 4G (default 1G)\n"
@@ -43,6 +44,8 @@ usage(FILE *f)
 	    "  -I, --idempotency-ttl S keep answers for request_id retries S seconds\n"
 	    "                          (default 86400)\n"
 	    "      --mint-key NAME     print a new API key and its keys-file line\n"
+	    "      --scope SCOPE       with --mint-key: read, or write (the default)\n"
+	    "      --rate N            with --mint-key: at most N requests a second\n"
 	    "  -h, --help              this help\n"
 	    "  -V, --version           print the version\n");
 }
@@ -103,22 +106,38 @@ parse_int(const char *s, int min, int max, const char *what)
 	return (int)v;
 }
 
+/* What --mint-key prints the keys-file line with. */
+struct mint {
+	const char *name;	/* NULL: not minting */
+	const char *scope;	/* NULL: the default, write */
+	int         rate;	/* 0: none */
+};
+
 static void
-mint_key(const char *name)
+mint_key(const struct mint *m)
 {
 	char key[80], line[256];
+	enum key_scope scope;
 
-	if (!name_valid(name, strlen(name), KEY_NAME_MAX))
+	if (!name_valid(m->name, strlen(m->name), KEY_NAME_MAX))
 		die("key name must be 1-64 of A-Z a-z 0-9 . _ -");
-	keyring_mint(name, key, line);
-	printf("%s\n%s\n", key, line);
+	if (m->scope != NULL && !key_scope_parse(m->scope, &scope))
+		die("bad scope: %s (read or write)", m->scope);
+	keyring_mint(m->name, key, line);
+	printf("%s\n%s", key, line);
+	if (m->scope != NULL)
+		printf(" scope=%s", key_scope_name(scope));
+	if (m->rate > 0)
+		printf(" rate=%d", m->rate);
+	printf("\n");
 	exit(0);
 }
 
 static void
 parse_args(int argc, char **argv, struct config *cfg)
 {
-	enum { OPT_MINT = 256 };
+	enum { OPT_MINT = 256, OPT_SCOPE, OPT_RATE };
+	struct mint mint = { 0 };
 	static const struct option opts[] = {
 		{ "listen",      required_argument, NULL, 'l' },
 		{ "socket-mode", required_argument, NULL, 'm' },
@@ -132,6 +151,8 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "pid-file",    required_argument, NULL, 'p' },
 		{ "idempotency-ttl", required_argument, NULL, 'I' },
 		{ "mint-key",    required_argument, NULL, OPT_MINT },
+		{ "scope",       required_argument, NULL, OPT_SCOPE },
+		{ "rate",        required_argument, NULL, OPT_RATE },
 		{ "help",        no_argument,       NULL, 'h' },
 		{ "version",     no_argument,       NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -167,7 +188,9 @@ parse_args(int argc, char **argv, struct config *cfg)
 			cfg->idem_ttl_ms = (int64_t)parse_int(optarg, 1, 30 * 86400,
 			    "idempotency ttl (seconds)") * 1000;
 			break;
-		case OPT_MINT: mint_key(optarg); break;
+		case OPT_MINT:  mint.name = optarg; break;
+		case OPT_SCOPE: mint.scope = optarg; break;
+		case OPT_RATE:  mint.rate = parse_int(optarg, 1, 1000000, "rate (requests per second)"); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("casqd %s\n", PACKAGE_VERSION); exit(0);
 		case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
@@ -176,6 +199,10 @@ parse_args(int argc, char **argv, struct config *cfg)
 	}
 	if (optind < argc)
 		die("unexpected argument: %s (see --help)", argv[optind]);
+	if (mint.name != NULL)
+		mint_key(&mint);
+	if (mint.scope != NULL || mint.rate > 0)
+		die("--scope and --rate go with --mint-key NAME");
 	if (cfg->keys_file == NULL)
 		die("--keys FILE is required (mint a key with casqd --mint-key NAME)");
 }
@@ -253,6 +280,11 @@ main(int argc, char **argv)
 	store_close(st);
 	if ((kr = keyring_load(cfg.keys_file, why, sizeof why)) == NULL)
 		die("%s", why);
+	/* Before the fork: every worker shares the master's table. */
+	if ((cfg.rl = ratelimit_create()) == NULL)
+		die("cannot map the rate limit table: %s", strerror(errno));
+	if (!ratelimit_register(cfg.rl, kr))
+		die("%s: too many keys with a rate limit", cfg.keys_file);
 	keyring_free(kr);
 	if (listener_open(&cfg, &l, why, sizeof why) != 0)
 		die("%s", why);

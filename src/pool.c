@@ -258,6 +258,14 @@ reload_begin(struct pool *p)
 		log_error("SIGHUP ignored, workers keep their keys: %s", why);
 		return;
 	}
+	/* New rate-limited keys get their slot before any worker that
+	 * knows them is forked. */
+	if (!ratelimit_register(p->cfg->rl, kr)) {
+		log_error("SIGHUP ignored, workers keep their keys: "
+		    "too many keys with a rate limit");
+		keyring_free(kr);
+		return;
+	}
 	keyring_free(kr);
 	log_info("SIGHUP: restarting workers one by one");
 	p->reload_next = 0;

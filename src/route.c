@@ -1,8 +1,9 @@
 /*
  * route.c - the route table and the order of checks every request goes
- * through: route (404), method (405), API key (401), name (400), body
- * (413/415/400), parameter names (400), request id (400), then the
- * handler. Rows are declared next to their handlers in route_*.c; adding
+ * through: route (404), method (405), API key (401), rate (429), name
+ * (400), body (413/415/400), parameter names (400), request id (400),
+ * then the handler; a read-only key's write is refused (403) once its
+ * parameters are read. Rows are declared next to their handlers in route_*.c; adding
  * a route is adding a row there and a pointer here.
  */
 #include <stdio.h>
@@ -194,9 +195,9 @@ request_id_parse(struct request *req)
 		return E_OK;
 	if (*id == '\0')
 		return E_BAD_REQUEST_ID;
-	n = strlen(req->key_name) + 1 + strlen(id) + 1;
+	n = strlen(req->key->name) + 1 + strlen(id) + 1;
 	req->request_id = xmalloc(n);
-	snprintf(req->request_id, n, "%s/%s", req->key_name, id);
+	snprintf(req->request_id, n, "%s/%s", req->key->name, id);
 	request_fingerprint(req);
 	return E_OK;
 }
@@ -214,6 +215,10 @@ route_request(struct app *app, struct request *req, struct response *res)
 		goto fail;
 	if (r->auth && (err = request_authenticate(req, app->keys)) != E_OK)
 		goto fail;
+	if (r->auth && !ratelimit_take(app->rl, req->key, &res->retry_after)) {
+		err = E_RATE_LIMITED;
+		goto fail;
+	}
 	if ((err = name_err) != E_OK)
 		goto fail;
 	if (req->body_len > BODY_MAX) {
@@ -295,6 +300,12 @@ route_exec(struct app *app, struct request *req, struct response *res,
 {
 	struct route_call *c = xcalloc(1, sizeof *c);
 
+	if (ro->write && req->key != NULL && req->key->scope < SCOPE_WRITE) {
+		response_error(res, E_READ_ONLY_KEY);
+		ro->free_op(ro->op);
+		free(c);
+		return;
+	}
 	c->ro = *ro;
 	if (ro->write && req->request_id != NULL) {
 		c->idempotent = true;

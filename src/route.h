@@ -19,6 +19,7 @@ struct app {
 	 * committer (route_call_apply, then route_finish) instead of being
 	 * waited for: the serving thread goes on to the next request. */
 	bool            defer_writes;
+	struct ratelimit *rl;		/* shared by the pool; NULL: no limits */
 };
 void route_request(struct app *app, struct request *req, struct response *res);
 

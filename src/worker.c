@@ -129,16 +129,20 @@ read_body(FCGX_Request *fr, struct request *req)
 static void
 send_response(FCGX_Request *fr, const struct response *res)
 {
-	char head[512];
-	int n = snprintf(head, sizeof head,
+	char head[512], retry[32] = "";
+	int n;
+
+	if (res->retry_after > 0)
+		snprintf(retry, sizeof retry, "Retry-After: %d\r\n", res->retry_after);
+	n = snprintf(head, sizeof head,
 	    "Status: %d %s\r\n"
 	    "Content-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "Content-Length: %zu\r\n"
-	    "%s%s%s"
+	    "%s%s%s%s"
 	    "\r\n", res->status, res->reason, res->body.len + 1,
 	    res->allow ? "Allow: " : "", res->allow ? res->allow : "",
-	    res->allow ? "\r\n" : "");
+	    res->allow ? "\r\n" : "", retry);
 
 	FCGX_PutStr(head, n, fr->out);
 	FCGX_PutStr(res->body.data, (int)res->body.len, fr->out);
@@ -488,6 +492,7 @@ worker_open(struct worker *w, bool quiet)
 	mallopt(M_ARENA_MAX, WORKER_ARENAS);
 #endif
 	w->app.idem_ttl_ms = cfg->idem_ttl_ms;
+	w->app.rl = cfg->rl;
 	w->app.defer_writes = true;	/* the completer replies to writes */
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||

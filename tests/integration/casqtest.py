@@ -251,9 +251,10 @@ def srcdir():
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def mint_key(name="test"):
-    """Return (key, keys-file line) from casqd --mint-key NAME."""
-    r = subprocess.run([casqd_path(), "--mint-key", name], capture_output=True,
+def mint_key(name="test", *attrs):
+    """Return (key, keys-file line) from casqd --mint-key NAME [ATTRS...]
+    (e.g. "--scope", "read")."""
+    r = subprocess.run([casqd_path(), "--mint-key", name] + list(attrs), capture_output=True,
                        timeout=10)
     if r.returncode != 0:
         raise RuntimeError("casqd --mint-key failed (%d): %s" % (
@@ -745,11 +746,11 @@ class Stack:
         raise RuntimeError("workers not restarted after SIGHUP (before %r, now %r)"
                            % (sorted(old), sorted(worker_pids(self.casqd.pid))))
 
-    def add_key(self, name, timeout=30.0):
-        """Mint a key named name, append it to the keys file, SIGHUP casqd
-        and wait until every worker was restarted and the key works;
-        returns the key."""
-        key, line = mint_key(name)
+    def add_key(self, name, *attrs, timeout=30.0):
+        """Mint a key named name (with --mint-key's attrs), append it to the
+        keys file, SIGHUP casqd and wait until every worker was restarted
+        and the key works; returns the key."""
+        key, line = mint_key(name, *attrs)
         with open(self.path("keys"), "a") as f:
             f.write("%s\n" % line)
         deadline = time.monotonic() + timeout

@@ -727,7 +727,16 @@ test_keyring_load(void)
 		{ ":%s\n", ":1:", "an empty name" },
 		{ "n:%s extra\n", ":1:", "junk after the hash" },
 		{ "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn:%s\n", ":1:", "a 65-byte name" },
+		{ "a/b:%s\n", ":1:", "a name with '/'" },
+		{ "a:%1$s\nb:%1$s\na:%1$s\n", ":3:", "a name used twice" },
+		{ "n:%s scope=root\n", ":1:", "an unknown scope" },
+		{ "n:%s rate=0\n", ":1:", "rate=0" },
+		{ "n:%s rate=+5\n", ":1:", "rate=+5" },
+		{ "n:%s rate=1000001\n", ":1:", "a rate over 1000000" },
+		{ "n:%s colour=blue\n", ":1:", "an unknown attribute" },
+		{ "n:%s scope\n", ":1:", "an attribute without a value" },
 	};
+	const struct api_key *k;
 	char text[512], why[256], key[80], line[256];
 	struct keyring *kr;
 	const char *path;
@@ -757,9 +766,17 @@ test_keyring_load(void)
 	kr = keyring_load(path, why, sizeof why);
 	ok(kr != NULL, "keyring_load: accepts CRLF, trailing blanks and indented comments (%s)", kr ? "" : why);
 	if (kr) {
-		is_str(keyring_match(kr, key), "ops", "keyring_match: the minted key matches its name");
-		is_str(keyring_match(kr, "casq_wrong"), NULL, "keyring_match: another key matches nothing");
+		k = keyring_match(kr, key);
+		is_str(k ? k->name : NULL, "ops", "keyring_match: the minted key matches its name");
+		ok(k && k->scope == SCOPE_WRITE && k->rate == 0, "keyring_match: default scope write, no rate");
+		ok(keyring_match(kr, "casq_wrong") == NULL, "keyring_match: another key matches nothing");
 	}
+	keyring_free(kr);
+	snprintf(text, sizeof text, "%s\tscope=read   rate=20\n", line);
+	path = write_file("attrs.keys", text);
+	kr = keyring_load(path, why, sizeof why);
+	k = kr ? keyring_match(kr, key) : NULL;
+	ok(k && k->scope == SCOPE_READ && k->rate == 20, "keyring_load: scope=read rate=20 (%s)", kr ? "" : why);
 	keyring_free(kr);
 }
 
