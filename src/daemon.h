@@ -44,6 +44,21 @@ int  worker_main(const struct config *cfg, int listen_fd, int ready_fd,
 /* How every process of this config opens the environment. */
 struct store_config config_store(const struct config *cfg);
 
+/* worker_reply.c: a worker's answers, and its completer thread. */
+struct FCGX_Request;
+struct response;
+struct worker_reply;
+/* Write res (status line, headers, body) onto the request's stream. */
+void worker_reply_send(struct FCGX_Request *fr, const struct response *res);
+/* Start the completer; NULL when its thread cannot start. */
+struct worker_reply *worker_reply_start(void);
+/* The committer's hand-off (a committer_hand_fn, arg the worker_reply):
+ * the completer runs the batch's done callbacks. */
+void worker_reply_committed(void *arg, struct commit_batch *batch);
+/* Answer every batch handed over, then stop. \note Stop the committer
+ * first, or batches it still hands over are never answered. */
+void worker_reply_stop(struct worker_reply *wr);
+
 /* pool.c: run the master until SIGTERM/SIGINT; returns the exit status. */
 int  pool_run(const struct config *cfg, struct listener *l);
 

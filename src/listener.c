@@ -159,8 +159,11 @@ listener_open(const struct config *cfg, struct listener *l, char *why,
 		rc = listen_tcp(spec, l, why, whylen);
 	if (rc != 0)
 		return -1;
-	/* Workers wait in poll() and accept without blocking, so a signal
-	 * can always stop an idle worker and none sleeps in accept(). */
+	/* A worker's serving threads wait in epoll_wait (the listener is
+	 * in each worker's epoll set, one-shot) and accept without
+	 * blocking: a connection another worker took is EAGAIN, and no
+	 * thread sleeps in accept(), where the stop pipe could not reach
+	 * it. */
 	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
 	return 0;
 }

@@ -113,7 +113,7 @@ render_kv(void *arg, struct json *j)
 		render_head(j, "ok", op);
 		json_int(j, "version", (long long)r->version);
 		if (!r->ok)
-			json_str(j, "reason", r->reason);
+			json_str(j, "reason", store_refusal_name(r->reason));
 		else if (op->kind == KV_SET)
 			render_times(j, r);
 		break;
@@ -151,7 +151,7 @@ apply_kv(struct store *st, MDB_txn *txn, void *arg)
 
 	if (err != E_OK || c->op.kind != KV_INCR || c->op.res.ok)
 		return err;
-	return strcmp(c->op.res.reason, "overflow") == 0 ?
+	return c->op.res.reason == REFUSAL_OVERFLOW ?
 	    E_COUNTER_OVERFLOW : E_NOT_A_COUNTER;
 }
 

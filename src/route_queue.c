@@ -98,7 +98,7 @@ render_claim(struct json *j, const struct queue_op *op)
 
 	render_head(j, "claimed", op);
 	if (!r->ok) {
-		json_str(j, "reason", r->reason);
+		json_str(j, "reason", store_refusal_name(r->reason));
 		render_owner(j, r);
 		return;
 	}
@@ -118,7 +118,7 @@ render_simple(struct json *j, const char *outcome, const struct queue_op *op)
 {
 	render_head(j, outcome, op);
 	if (!op->res.ok)
-		json_str(j, "reason", op->res.reason);
+		json_str(j, "reason", store_refusal_name(op->res.reason));
 	else if (op->kind == QOP_RELEASE)
 		json_str(j, "state", item_state_name(op->res.state));
 }
@@ -129,8 +129,8 @@ render_status(struct json *j, const struct queue_op *op)
 	const struct queue_result *r = &op->res;
 
 	render_head(j, "queued", op);
-	if (r->reason != NULL) {	/* no such queue: there is no item to describe */
-		json_str(j, "reason", r->reason);
+	if (r->reason != REFUSAL_NONE) {	/* no such queue: there is no item to describe */
+		json_str(j, "reason", store_refusal_name(r->reason));
 		return;
 	}
 	json_str(j, "state", item_state_name(r->state));

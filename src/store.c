@@ -1,6 +1,10 @@
 /*
  * store.c - the LMDB environment: open, schema check, transactions, the
- * mapping of LMDB errors to casq errors, and the expiry sweep.
+ * mapping of LMDB errors to casq errors, the space check, and the helpers
+ * every family reads its keys and records with. Like Knot's knot_lmdb.c it
+ * is the floor the families stand on and never calls one of them: the
+ * expiry sweep, which does, is store_expiry.c; group commit is
+ * store_batch.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -142,7 +146,6 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	committer_stop(st);
 	mdb_env_close(st->env);
 	free(st);
 }
@@ -170,8 +173,6 @@ store_map_error(int rc, const char *what)
 	switch (rc) {
 	case 0:
 		return E_OK;
-	case STORE_SPACE_REFUSED:
-		return E_SPACE_REFUSED;
 	case MDB_MAP_FULL:
 	case ENOSPC:
 	case EDQUOT:
@@ -211,159 +212,6 @@ store_commit(MDB_txn *txn)
 	return store_map_error(mdb_txn_commit(txn), "commit");
 }
 
-/* Expiry keys start with the due time as 16 hex digits so that the first
- * key is always the next thing to expire. */
-static int64_t
-expiry_due(const MDB_val *k)
-{
-	char hex[17];
-
-	if (k->mv_size < 17)
-		return INT64_MAX;
-	memcpy(hex, k->mv_data, 16);
-	hex[16] = '\0';
-	return (int64_t)strtoull(hex, NULL, 16);
-}
-
-int
-expiry_put(struct store *st, MDB_txn *txn, int64_t due, char kind,
-    const char *ref, size_t reflen)
-{
-	char kb[512];
-	MDB_val k, empty = { 0, "" };
-	int n = snprintf(kb, sizeof kb, "%016llx/%c/%.*s",
-	    (unsigned long long)due, kind, (int)reflen, ref);
-
-	if (n < 0 || (size_t)n >= sizeof kb)
-		return MDB_BAD_VALSIZE;
-	k.mv_size = (size_t)n;
-	k.mv_data = kb;
-	return mdb_put(txn, st->expiry, &k, &empty, 0);
-}
-
-/* Each kind's handler checks that its record still ends at `due`: a
- * record that was renewed, acked or replaced has a newer entry of its own,
- * and the stale one is just dropped. */
-static int
-sweep_one(struct store *st, MDB_txn *txn, int64_t due, const MDB_val *k,
-    struct sweep_counts *c)
-{
-	const char *kind = (const char *)k->mv_data + 17;
-	const char *ref = kind + 2;
-	size_t reflen = k->mv_size - 19;
-
-	if (k->mv_size < 20 || kind[1] != '/')
-		return 0;	/* not ours: drop it */
-	switch (kind[0]) {
-	case 'c': c->claims++;    return queue_sweep_claim(st, txn, due, ref, reflen);
-	case 'l': c->leases++;    return queue_sweep_lease(st, txn, due, ref, reflen);
-	case 'k': c->values++;    return kv_sweep(st, txn, due, ref, reflen);
-	case 'o': c->onces++;     return once_sweep(st, txn, due, ref, reflen);
-	case 'i': c->responses++; return idem_sweep(st, txn, due, ref, reflen);
-	}
-	return 0;
-}
-
-enum casq_err
-store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit,
-    struct sweep_counts *counts)
-{
-	struct sweep_counts local = { 0 };
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, n = 0;
-
-	if (counts == NULL)
-		counts = &local;
-	if ((rc = mdb_cursor_open(txn, st->expiry, &cur)) != 0)
-		return store_map_error(rc, "sweep");
-	while (n < limit && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		int64_t due = expiry_due(&k);
-
-		if (due > now)
-			break;
-		if ((rc = sweep_one(st, txn, due, &k, counts)) != 0 ||
-		    (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-		n++;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "sweep");
-}
-
-/* Note what a committed sweep removed. The log gets one "swept:" line a
- * second at most (force: now), so heavy expiry cannot flood it; the
- * workers' tick forces out what is left. */
-static void
-sweep_note(struct store *st, const struct sweep_counts *c, bool force)
-{
-	struct sweep_counts *t = &st->swept;
-	int64_t now = clock_now_ms();
-
-	t->claims += c->claims;
-	t->leases += c->leases;
-	t->values += c->values;
-	t->onces += c->onces;
-	t->responses += c->responses;
-	if (t->claims + t->leases + t->values + t->onces + t->responses == 0)
-		return;
-	if (!force && now - st->swept_logged_at < 1000) {
-		atomic_store(&st->swept_pending, true);
-		return;
-	}
-	log_info("swept: %u lease(s), %u value(s), %u once id(s), "
-	    "%u stored response(s), %u claim record(s)", t->leases, t->values,
-	    t->onces, t->responses, t->claims);
-	memset(t, 0, sizeof *t);
-	st->swept_logged_at = now;
-	atomic_store(&st->swept_pending, false);
-}
-
-/* True when the first expiry entry is due: one cursor read. */
-static bool
-expiry_due_in(struct store *st, MDB_txn *txn, int64_t now)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	bool due = false;
-
-	if (mdb_cursor_open(txn, st->expiry, &cur) == 0) {
-		due = mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
-		    expiry_due(&k) <= now;
-		mdb_cursor_close(cur);
-	}
-	return due;
-}
-
-bool
-store_sweep_due(struct store *st, int64_t now)
-{
-	MDB_txn *txn;
-	bool due;
-
-	if (atomic_load(&st->swept_pending))
-		return true;
-	if (store_begin(st, false, &txn) != E_OK)
-		return false;
-	due = expiry_due_in(st, txn, now);
-	mdb_txn_abort(txn);
-	return due;
-}
-
-void
-store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now)
-{
-	struct sweep_counts c = { 0 };
-	MDB_txn *child;
-
-	if (!expiry_due_in(st, txn, now) || mdb_txn_begin(st->env, txn, 0, &child) != 0)
-		return;
-	if (store_sweep(st, child, now, SWEEP_BATCH, &c) != E_OK)
-		mdb_txn_abort(child);
-	else if (mdb_txn_commit(child) == 0)	/* frees child either way */
-		sweep_note(st, &c, false);
-}
-
 enum casq_err
 store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
     void *op)
@@ -371,8 +219,6 @@ store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
 	MDB_txn *txn;
 	enum casq_err err;
 
-	if (write && st->committer)
-		return committer_run(st, now, fn, op);
 	if ((err = store_begin(st, write, &txn)) != E_OK)
 		return err;
 	if (write)
@@ -383,35 +229,6 @@ store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
 		return err;
 	}
 	return store_commit(txn);
-}
-
-struct sweep_call {
-	int64_t             now;
-	int                 limit;
-	struct sweep_counts counts;
-};
-
-static enum casq_err
-sweep_apply(struct store *st, MDB_txn *txn, void *arg)
-{
-	struct sweep_call *c = arg;
-	enum casq_err err;
-
-	memset(&c->counts, 0, sizeof c->counts);	/* may run twice */
-	err = store_sweep(st, txn, c->now, c->limit, &c->counts);
-
-	/* in the thread that owns st->swept (the committer, in a worker) */
-	if (err == E_OK)
-		sweep_note(st, &c->counts, true);
-	return err;
-}
-
-enum casq_err
-store_sweep_batch(struct store *st, int64_t now, int limit)
-{
-	struct sweep_call c = { .now = now, .limit = limit };
-
-	return store_run(st, true, now, sweep_apply, &c);
 }
 
 /* Pages on LMDB's free list into *n: each record of the free database
@@ -467,4 +284,75 @@ store_space_low(struct store *st)
 		st->free_txnid = info.me_last_txnid;
 	}
 	return st->space_low = used - st->free_count + reserve > pages;
+}
+
+/* --- keys and records, for every family --- */
+
+void
+store_key_make(struct store_key *sk, const char *prefix, const char *name,
+    size_t namelen)
+{
+	int n = snprintf(sk->data, sizeof sk->data, "%s/%.*s", prefix,
+	    (int)namelen, name);
+
+	if (n < 0 || (size_t)n >= sizeof sk->data)
+		fatal("store key too long (validated by caller)");
+	sk->val.mv_data = sk->data;
+	sk->val.mv_size = (size_t)n;
+}
+
+bool
+store_key_from_ref(struct store_key *sk, const char *ref, size_t reflen)
+{
+	if (reflen >= sizeof sk->data)
+		return false;
+	memcpy(sk->data, ref, reflen);
+	sk->data[reflen] = '\0';
+	sk->val.mv_data = sk->data;
+	sk->val.mv_size = reflen;
+	return true;
+}
+
+int
+store_record_get(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, void *hdr,
+    size_t hdr_size, MDB_val *tail)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, dbi, (MDB_val *)key, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size < hdr_size || (tail == NULL && v.mv_size != hdr_size))
+		return MDB_CORRUPTED;
+	memcpy(hdr, v.mv_data, hdr_size);
+	if (tail != NULL) {
+		tail->mv_data = (char *)v.mv_data + hdr_size;
+		tail->mv_size = v.mv_size - hdr_size;
+	}
+	return 0;
+}
+
+/* --- refusals --- */
+
+const char *
+store_refusal_name(enum store_refusal r)
+{
+	static const char *const names[REFUSAL__COUNT] = {
+		[REFUSAL_NONE]              = "",
+		[REFUSAL_NO_SUCH_QUEUE]     = "no_such_queue",
+		[REFUSAL_EMPTY]             = "empty",
+		[REFUSAL_CLAIMED]           = "claimed",
+		[REFUSAL_NOT_QUEUED]        = "not_queued",
+		[REFUSAL_NOT_READY]         = "not_ready",
+		[REFUSAL_NOT_LEASED]        = "not_leased",
+		[REFUSAL_LEASE_EXPIRED]     = "lease_expired",
+		[REFUSAL_TOKEN_MISMATCH]    = "token_mismatch",
+		[REFUSAL_CLAIMANT_MISMATCH] = "claimant_mismatch",
+		[REFUSAL_NOT_FOUND]         = "not_found",
+		[REFUSAL_VERSION_MISMATCH]  = "version_mismatch",
+		[REFUSAL_NOT_A_COUNTER]     = "not_a_counter",
+		[REFUSAL_OVERFLOW]          = "overflow",
+	};
+
+	return (unsigned)r < REFUSAL__COUNT ? names[r] : "";
 }

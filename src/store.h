@@ -11,6 +11,22 @@
 
 #include "common.h"
 
+/*
+ * The on-disk format's version, in "meta" under "schema_version"; casqd
+ * refuses a database of another version. When the format changes (a
+ * record's layout, a key's shape, an expiry letter, a named database),
+ * as beanstalkd's Walver comment lists for its log:
+ *   1. bump STORE_SCHEMA_VERSION;
+ *   2. change the struct and its _Static_assert (store_queue.c's
+ *      item_hdr has one; give a changed record one too);
+ *   3. docs/storage.md: the database's section (offsets, sizes), the
+ *      expiry kinds table for a new letter, the meta row's "currently";
+ *   4. tests/unit/test_store.c test_open: the version a new environment
+ *      gets, and that a database of the old version is refused (or, once
+ *      casqd upgrades in place, a test that opens an old one and reads
+ *      every record back);
+ *   5. STORE_MAX_DBS in store.c, when a database is added.
+ */
 #define STORE_SCHEMA_VERSION	1
 #define QUEUE_NAME_MAX		64
 #define ITEM_KEY_MAX		256
@@ -25,9 +41,17 @@
  * request waits long, large enough to outpace any realistic expiry rate. */
 #define SWEEP_BATCH		16
 
-/* Sweep statistics, for the log. */
+/* The kinds of the expiry index (store_expiry.c holds their table: the
+ * letter on disk, the name in the log, the family's hook). In the order
+ * of the "swept:" log line. */
+enum expiry_kind {
+	EXPIRY_LEASE, EXPIRY_VALUE, EXPIRY_ONCE, EXPIRY_RESPONSE, EXPIRY_CLAIM,
+	EXPIRY__COUNT
+};
+
+/* Sweep statistics, for the log: entries handled per kind. */
 struct sweep_counts {
-	unsigned claims, leases, values, onces, responses;
+	unsigned swept[EXPIRY__COUNT];
 };
 
 /* The environment and every named database, opened once per process. */
@@ -44,7 +68,6 @@ struct store {
 	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
-	struct committer *committer;	/* group commit, when started */
 	/* What sweeps removed since the last "swept:" log line; written
 	 * only by the thread that runs write transactions. */
 	struct sweep_counts swept;
@@ -69,59 +92,164 @@ struct store_config {
  * schema version. Returns 0 and sets *out, or -1 with a one-line reason. */
 int  store_open(const struct store_config *cfg, struct store **out,
 	char *why, size_t whylen);
+/* Close the environment. \note Stop the committer first: no transaction
+ * may be open. */
 void store_close(struct store *st);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
 /* True when the map is so full that new data must be refused (507) to
  * keep room for the claims, acks and deletes that drain it. An operation
- * that refuses returns STORE_SPACE_REFUSED before writing anything, so
- * the transaction stays usable (unlike MDB_MAP_FULL). */
+ * that refuses returns E_SPACE_REFUSED before writing anything, so the
+ * transaction stays usable (unlike MDB_MAP_FULL). */
 bool store_space_low(struct store *st);
-#define STORE_SPACE_REFUSED	(MDB_LAST_ERRCODE + 1000)
 /* Flush to disk what relaxed mode has not yet synced. */
 int  store_sync(struct store *st);
 
-/* An operation applied inside a transaction the caller owns. */
+/*
+ * An operation: op is a plain struct (queue_op, kv_op, ...) holding its
+ * parameters and its result, applied inside a transaction the caller owns,
+ * so that one transaction can carry many operations (group commit).
+ *
+ * \note Refuse before the first write. A refusal (E_SPACE_REFUSED, a
+ *       missing queue, a refusal in the result) must be decided before
+ *       anything is written: in a batch, the transaction goes on with the
+ *       next operation and is committed, so a write made before the
+ *       refusal would be committed half-done. Only a storage error (a
+ *       full map, E_STORAGE_FULL / E_INTERNAL) may come after writes; it
+ *       makes the committer roll back the whole batch and rerun it.
+ * \note May be applied twice: on such a rerun every operation of the
+ *       batch is applied again, in a nested transaction of its own. Start
+ *       by resetting the result (keeping buffers' memory), and keep
+ *       nothing from a previous application.
+ * \note Runs on the thread that owns txn: the committer for a worker's
+ *       writes, a serving thread for reads (a read transaction) and for
+ *       writes outside a worker (tests, tools).
+ * \note Strings in op are borrowed from whoever built it (in casqd: the
+ *       request); they stay valid until op's done callback has run.
+ */
 typedef enum casq_err (*store_apply_fn)(struct store *st, MDB_txn *txn, void *op);
 
-/* Run fn in its own transaction (a write one when write), committed
- * durably before returning; a write first sweeps a few due entries. */
+/* Run fn in a transaction of its own on this thread (a write one when
+ * write), committed durably before returning; a write first sweeps a
+ * few due entries. Group commit is a different call: committer_run. */
 enum casq_err store_run(struct store *st, bool write, int64_t now,
 	store_apply_fn fn, void *op);
 enum casq_err store_begin(struct store *st, bool write, MDB_txn **txn);
-/* Sweep a few due entries in a child of txn; a failure there (a full
- * map) leaves txn as it was, so the caller's own work still runs. */
-void store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now);
-
-/* --- group commit (store_batch.c) --- */
-/* Start a committer thread: from then on store_run's writes are queued
- * and committed in batches of up to max_batch operations. */
-int  committer_start(struct store *st, int max_batch);
-/* Commit what is queued and run its callbacks, then stop. */
-void committer_stop(struct store *st);
-/* Queue fn(op) for the next commit and return at once; done(done_arg,
- * err) runs on the completer thread once that commit is durable (or
- * failed). Needs a started committer. */
-typedef void (*committer_done_fn)(void *done_arg, enum casq_err err);
-void committer_submit(struct store *st, int64_t now, store_apply_fn fn,
-	void *op, committer_done_fn done, void *done_arg);
-/* Queue fn(op) and wait for its commit. */
-enum casq_err committer_run(struct store *st, int64_t now, store_apply_fn fn,
-	void *op);
 enum casq_err store_commit(MDB_txn *txn);
+/* An LMDB (or errno) code as a casq error; anything but a full map is
+ * logged with what. */
 enum casq_err store_map_error(int rc, const char *what);
+
+/* --- keys and records, for every family (store.c) --- */
+/* "prefix/name": a queue, namespace or scope, then a key or id. Both
+ * parts are validated by the caller (at most 64 and 256 bytes), so every
+ * key fits LMDB's 511-byte limit. */
+struct store_key {
+	char    data[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
+	MDB_val val;
+};
+void store_key_make(struct store_key *sk, const char *prefix,
+	const char *name, size_t namelen);
+/* The key an expiry entry refers to; false when it cannot be one. */
+bool store_key_from_ref(struct store_key *sk, const char *ref, size_t reflen);
+/* Read the record under key: its fixed header into hdr (hdr_size bytes),
+ * what follows into *tail (pointing into the LMDB value, valid until the
+ * transaction writes). tail NULL: the record must be the header exactly.
+ * MDB_CORRUPTED when it is shorter (or, without tail, longer); the caller
+ * checks the tail's length against its header. */
+int  store_record_get(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key,
+	void *hdr, size_t hdr_size, MDB_val *tail);
+
+/* --- refusals: an answer's "reason" (store.c holds the names) --- */
+/* Why an operation did not do what it was asked. A refusal is a result
+ * (a 200 answer with "ok": false or the like), not an error. */
+enum store_refusal {
+	REFUSAL_NONE = 0,
+	REFUSAL_NO_SUCH_QUEUE, REFUSAL_EMPTY, REFUSAL_CLAIMED, REFUSAL_NOT_QUEUED, REFUSAL_NOT_READY,
+	REFUSAL_NOT_LEASED, REFUSAL_LEASE_EXPIRED, REFUSAL_TOKEN_MISMATCH,
+	REFUSAL_CLAIMANT_MISMATCH,
+	REFUSAL_NOT_FOUND, REFUSAL_VERSION_MISMATCH, REFUSAL_NOT_A_COUNTER,
+	REFUSAL_OVERFLOW,
+	REFUSAL__COUNT
+};
+/* "empty", "not_leased", ...: the reason as the API spells it. */
+const char *store_refusal_name(enum store_refusal r);
+
+/* --- expiry (store_expiry.c) --- */
+/* A family's hook: the entry "<due>/<kind>/<ref>" is due. Remove the
+ * record ref names if it still ends at exactly due (else a later write
+ * renewed or replaced it: do nothing); 0 or an LMDB code. */
+typedef int expiry_sweep_fn(struct store *st, MDB_txn *txn, int64_t due,
+	const char *ref, size_t reflen);
+/* Add an expiry entry "<due>/<kind>/<ref>". */
+int  expiry_put(struct store *st, MDB_txn *txn, int64_t due,
+	enum expiry_kind kind, const char *ref, size_t reflen);
 /* Handle up to limit due entries of the expiry index; counts may be NULL. */
 enum casq_err store_sweep(struct store *st, MDB_txn *txn, int64_t now,
 	int limit, struct sweep_counts *counts);
-/* Sweep up to limit due entries in a transaction of its own and log what
- * went: the workers' idle-time sweep. */
-enum casq_err store_sweep_batch(struct store *st, int64_t now, int limit);
+/* Sweep a few due entries in a child of txn; a failure there (a full
+ * map) leaves txn as it was, so the caller's own work still runs. */
+void store_sweep_nested(struct store *st, MDB_txn *txn, int64_t now);
 /* True when the expiry index holds something due at now, or when swept
  * entries still wait to be logged. */
 bool store_sweep_due(struct store *st, int64_t now);
-/* Add an expiry entry "<due>/<kind>/<ref>". */
-int  expiry_put(struct store *st, MDB_txn *txn, int64_t due, char kind,
-	const char *ref, size_t reflen);
+/* The workers' idle-time sweep as an operation (for committer_run): up
+ * to limit due entries, and a "swept:" log line. */
+struct sweep_op {
+	int64_t             now;
+	int                 limit;
+	struct sweep_counts counts;	/* result */
+};
+enum casq_err store_sweep_apply(struct store *st, MDB_txn *txn, void *op);
+
+/* --- group commit (store_batch.c) --- */
+struct committer;
+/*
+ * An operation's end: its commit is durable, or failed with err (then
+ * nothing of it happened).
+ * \note Runs on the thread the committer hands batches to (the worker's
+ *       completer), or on the committer thread itself when it was started
+ *       without one; once per operation, in commit order. Never inside a
+ *       transaction: it must not call the store.
+ * \note It may read and free op and everything op borrowed: nothing
+ *       touches them after it.
+ */
+typedef void (*committer_done_fn)(void *done_arg, enum casq_err err);
+/* Committed operations whose done callbacks are yet to run, in order. */
+struct commit_batch {
+	struct commit_batch *next;	/* the receiver's to queue it by */
+	struct batch_req    *reqs;	/* store_batch.c's */
+};
+/* Where a committed batch goes: pass it to commit_batch_finish, on the
+ * thread that should run the callbacks. Called on the committer thread. */
+typedef void (*committer_hand_fn)(void *hand_arg, struct commit_batch *batch);
+/* Start a committer thread, committing up to max_batch operations
+ * together. Committed batches go to hand(hand_arg, batch); hand NULL: the
+ * committer runs their callbacks itself. NULL if no thread could start. */
+struct committer *committer_start(struct store *st, int max_batch,
+	committer_hand_fn hand, void *hand_arg);
+/* Commit what is queued and hand it on, then stop; NULL is ignored. */
+void committer_stop(struct committer *c);
+/* Queue fn(op) for the next commit and return at once; done(done_arg,
+ * err) runs once that commit is durable (or failed). */
+void committer_submit(struct committer *c, int64_t now, store_apply_fn fn,
+	void *op, committer_done_fn done, void *done_arg);
+/* Queue fn(op) and wait for its commit. \note Not on the thread that runs
+ * the callbacks: it would wait for itself. */
+enum casq_err committer_run(struct committer *c, int64_t now,
+	store_apply_fn fn, void *op);
+/* Run the done callbacks of batch in commit order, and free it. */
+void commit_batch_finish(struct commit_batch *batch);
+/*
+ * Test seam, as beanstalkd's falloc: when set, the committer applies each
+ * operation through it instead of calling fn itself. A test points it at
+ * a wrapper that lets one chosen op write and then answer as a full map
+ * would (store_map_error(MDB_MAP_FULL, ...)): the batch must roll back,
+ * the others commit, and that op alone gets 507 with nothing of it kept
+ * (tests/unit/test_store_batch.c). Never set outside tests.
+ */
+extern enum casq_err (*committer_apply_seam)(store_apply_fn fn,
+	struct store *st, MDB_txn *txn, void *op);
 
 /* --- queues (store_queue.c) --- */
 enum item_state { ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED = 3 };
@@ -140,7 +268,7 @@ struct queue_stats {		/* on disk in "queues", host byte order */
 
 struct queue_result {
 	bool            ok;		/* enqueued / claimed / acked / released / removed / queued */
-	const char     *reason;		/* static, when !ok */
+	enum store_refusal reason;	/* when !ok */
 	enum item_state state;
 	char            key[ITEM_KEY_MAX + 1];	/* the item's key (a pop learns it) */
 	char            owner[CLAIMANT_MAX + 1];
@@ -177,12 +305,12 @@ typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
 enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *after,
 	size_t limit, queue_visit_fn fn, void *ctx);
 
+/* queue_apply as a store_apply_fn. */
+enum casq_err queue_apply_fn(struct store *st, MDB_txn *txn, void *op);
+/* queue_apply in a transaction of its own (store_run). */
 enum casq_err store_run_queue_op(struct store *st, struct queue_op *op);
-/* Sweep hook: a lease ran out (stale entries are ignored). */
-int queue_sweep_lease(struct store *st, MDB_txn *txn, int64_t due,
-	const char *ref, size_t reflen);
-int queue_sweep_claim(struct store *st, MDB_txn *txn, int64_t due,
-	const char *ref, size_t reflen);
+/* Expiry hooks: a lease ran out; a claim record's day is over. */
+expiry_sweep_fn queue_sweep_lease, queue_sweep_claim;
 
 /* --- values with compare-and-swap, counters (store_kv.c) --- */
 #define KV_VALUE_MAX	PAYLOAD_MAX
@@ -196,7 +324,7 @@ struct kv_stats {		/* on disk in "kvns", host byte order */
 
 struct kv_result {
 	bool        ok;		/* set/delete: done; get: found */
-	const char *reason;
+	enum store_refusal reason;	/* when !ok */
 	uint64_t    version;
 	int64_t     updated_at, expires_at;
 	struct buf  value;	/* JSON text */
@@ -220,8 +348,8 @@ struct kv_op {
 bool kv_op_writes(const struct kv_op *op);
 enum casq_err kv_apply(struct store *st, MDB_txn *txn, void *op);
 void kv_result_free(struct kv_result *res);
-int kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
-	size_t reflen);
+/* Expiry hook: a value's ttl ran out. */
+expiry_sweep_fn kv_sweep;
 
 /* --- once-windows (store_once.c) --- */
 struct once_op {
@@ -234,8 +362,8 @@ struct once_op {
 	uint64_t    count;
 };
 enum casq_err once_apply(struct store *st, MDB_txn *txn, void *op);
-int once_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
-	size_t reflen);
+/* Expiry hook: a once-window ended. */
+expiry_sweep_fn once_sweep;
 
 /* --- stored responses for idempotent retries (store_idem.c) --- */
 struct idem_op {
@@ -251,7 +379,7 @@ struct idem_op {
 enum casq_err idem_lookup(struct store *st, MDB_txn *txn, struct idem_op *op);
 enum casq_err idem_save(struct store *st, MDB_txn *txn, struct idem_op *op,
 	int status, const char *body, size_t len);
-int idem_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
-	size_t reflen);
+/* Expiry hook: a stored response's retention ended. */
+expiry_sweep_fn idem_sweep;
 
 #endif

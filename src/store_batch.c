@@ -6,11 +6,13 @@
  * reply waits until the commit that carries its operation is durable.
  *
  * A request thread does not wait for its commit: it hands over the
- * operation with a callback and goes on to the next request. A second
- * thread, the completer, runs the callbacks of each committed batch (the
- * replies) while the committer already works on the next one. Waiting
- * would cost every request two context switches, which on a small
- * machine cost more than the commit's share.
+ * operation with a callback and goes on to the next request. The
+ * committer hands each committed batch to whoever started it (in casqd
+ * the worker's completer thread, worker_reply.c, which sends the
+ * replies) and starts on the next one. Waiting would cost every request
+ * two context switches, which on a small machine cost more than the
+ * commit's share. The store knows nothing of the committer: store_run
+ * is always a transaction on the calling thread.
  *
  * A batch first runs all its operations straight in one transaction.
  * Operations refuse cleanly (a counter that is not one, a reused request
@@ -46,12 +48,21 @@ struct committer {
 	bool              stop;
 	int               max_batch;
 	uint64_t          batches, ops;
-	/* Committed batches whose callbacks have yet to run. */
-	pthread_t         completer;
-	pthread_cond_t    committed;
-	struct batch_req *done_head, **done_tail;
-	bool              completer_waiting, completer_stop;
+	committer_hand_fn hand;		/* where committed batches go */
+	void             *hand_arg;
 };
+
+enum casq_err (*committer_apply_seam)(store_apply_fn fn, struct store *st,
+    MDB_txn *txn, void *op);
+
+/* Every application of an op by the committer goes through here. */
+static enum casq_err
+batch_apply(struct store *st, MDB_txn *txn, struct batch_req *r)
+{
+	if (committer_apply_seam != NULL)
+		return committer_apply_seam(r->fn, st, txn, r->op);
+	return r->fn(st, txn, r->op);
+}
 
 /* Apply one request in a child transaction of the batch. */
 static void
@@ -64,7 +75,7 @@ batch_apply_one(struct store *st, MDB_txn *txn, struct batch_req *r)
 		r->err = store_map_error(rc, "begin nested transaction");
 		return;
 	}
-	r->err = r->fn(st, child, r->op);
+	r->err = batch_apply(st, child, r);
 	if (r->err == E_OK)
 		r->err = store_map_error(mdb_txn_commit(child), "commit nested transaction");
 	else
@@ -84,7 +95,7 @@ static bool
 batch_run_direct(struct store *st, MDB_txn *txn, struct batch_req *batch)
 {
 	for (struct batch_req *r = batch; r; r = r->next)
-		if (err_breaks_txn(r->err = r->fn(st, txn, r->op))) {
+		if (err_breaks_txn(r->err = batch_apply(st, txn, r))) {
 			mdb_txn_abort(txn);
 			return false;
 		}
@@ -142,18 +153,44 @@ batch_take(struct committer *c, int *n)
 	return batch;
 }
 
-/* Queue a committed batch for the completer (lock held). */
-static void
-batch_committed(struct committer *c, struct batch_req *batch)
+void
+commit_batch_finish(struct commit_batch *batch)
 {
-	*c->done_tail = batch;
-	while (batch->next)
-		batch = batch->next;
-	c->done_tail = &batch->next;
-	if (c->completer_waiting)
-		pthread_cond_signal(&c->committed);
+	struct batch_req *r, *next;
+
+	for (r = batch->reqs; r; r = next) {
+		next = r->next;
+		r->done(r->done_arg, r->err);
+		free(r);
+	}
+	free(batch);
 }
 
+/* A committed batch goes to whoever runs the callbacks. */
+static void
+batch_hand(struct committer *c, struct batch_req *reqs)
+{
+	struct commit_batch *batch = xmalloc(sizeof *batch);
+
+	batch->next = NULL;
+	batch->reqs = reqs;
+	if (c->hand != NULL)
+		c->hand(c->hand_arg, batch);
+	else
+		commit_batch_finish(batch);
+}
+
+/*
+ * The committer thread.
+ * Owns: the queue of submitted requests (under mu) and, while it commits
+ *   one, the batch it took; the only write transaction of the process
+ *   (so it alone touches the store's sweep counts and free-page cache).
+ * Frees: nothing it hands on; a batch belongs to hand() once handed.
+ * Blocks on: mu and the work condition while the queue is empty; LMDB's
+ *   writer lock (shared with other workers) and the commit's fsyncs.
+ * Exits: once stop is set and the queue is empty, so every request
+ *   submitted before committer_stop is committed and handed on.
+ */
 static void *
 committer_main(void *arg)
 {
@@ -174,77 +211,38 @@ committer_main(void *arg)
 		c->ops += (uint64_t)n;
 		pthread_mutex_unlock(&c->mu);
 		batch_commit(c->st, batch);
-		pthread_mutex_lock(&c->mu);
-		batch_committed(c, batch);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
-}
-
-/* Run the callbacks of committed batches, in commit order. */
-static void *
-completer_main(void *arg)
-{
-	struct committer *c = arg;
-	struct batch_req *r, *next;
-
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		c->completer_waiting = true;
-		while (c->done_head == NULL && !c->completer_stop)
-			pthread_cond_wait(&c->committed, &c->mu);
-		c->completer_waiting = false;
-		if ((r = c->done_head) == NULL)
-			break;
-		c->done_head = NULL;
-		c->done_tail = &c->done_head;
-		pthread_mutex_unlock(&c->mu);
-		for (; r; r = next) {
-			next = r->next;
-			r->done(r->done_arg, r->err);
-			free(r);
-		}
+		batch_hand(c, batch);
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
-int
-committer_start(struct store *st, int max_batch)
+struct committer *
+committer_start(struct store *st, int max_batch, committer_hand_fn hand,
+    void *hand_arg)
 {
 	struct committer *c = xcalloc(1, sizeof *c);
 
 	c->st = st;
 	c->tail = &c->head;
-	c->done_tail = &c->done_head;
 	c->max_batch = max_batch;
+	c->hand = hand;
+	c->hand_arg = hand_arg;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->work, NULL);
-	pthread_cond_init(&c->committed, NULL);
-	if (pthread_create(&c->completer, NULL, completer_main, c) != 0) {
-		free(c);
-		return -1;
-	}
 	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
-		pthread_mutex_lock(&c->mu);
-		c->completer_stop = true;
-		pthread_cond_signal(&c->committed);
-		pthread_mutex_unlock(&c->mu);
-		pthread_join(c->completer, NULL);
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->work);
 		free(c);
-		return -1;
+		return NULL;
 	}
-	st->committer = c;
-	return 0;
+	return c;
 }
 
-/* Commit what is queued, run every callback, then stop both threads. */
 void
-committer_stop(struct store *st)
+committer_stop(struct committer *c)
 {
-	struct committer *c = st->committer;
-
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->mu);
@@ -252,26 +250,18 @@ committer_stop(struct store *st)
 	pthread_cond_signal(&c->work);
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->thread, NULL);
-	pthread_mutex_lock(&c->mu);
-	c->completer_stop = true;
-	pthread_cond_signal(&c->committed);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->completer, NULL);
 	if (c->batches > 0)
 		log_debug("group commit: %llu operation(s) in %llu commit(s)",
 		    (unsigned long long)c->ops, (unsigned long long)c->batches);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->work);
-	pthread_cond_destroy(&c->committed);
 	free(c);
-	st->committer = NULL;
 }
 
 void
-committer_submit(struct store *st, int64_t now, store_apply_fn fn, void *op,
+committer_submit(struct committer *c, int64_t now, store_apply_fn fn, void *op,
     committer_done_fn done, void *done_arg)
 {
-	struct committer *c = st->committer;
 	struct batch_req *r = xcalloc(1, sizeof *r);
 	bool wake;
 
@@ -286,7 +276,7 @@ committer_submit(struct store *st, int64_t now, store_apply_fn fn, void *op,
 		pthread_cond_signal(&c->work);
 }
 
-/* committer_run waits on this: the completer posts it. */
+/* committer_run waits on this: the thread that runs callbacks posts it. */
 struct waiter {
 	sem_t         done;
 	enum casq_err err;
@@ -302,12 +292,12 @@ waiter_post(void *arg, enum casq_err err)
 }
 
 enum casq_err
-committer_run(struct store *st, int64_t now, store_apply_fn fn, void *op)
+committer_run(struct committer *c, int64_t now, store_apply_fn fn, void *op)
 {
 	struct waiter w;
 
 	sem_init(&w.done, 0, 0);
-	committer_submit(st, now, fn, op, waiter_post, &w);
+	committer_submit(c, now, fn, op, waiter_post, &w);
 	while (sem_wait(&w.done) != 0)
 		;	/* EINTR */
 	sem_destroy(&w.done);

@@ -16,23 +16,42 @@ struct idem_hdr {		/* on disk in "idem", then the body */
 	uint32_t      body_len;
 };
 
+/*----------------------------------------------------------------------------
+ * Records: a stored answer, under "key-name/request-id"
+ *--------------------------------------------------------------------------*/
+
+/* The header, and the body after it into *body (NULL: not needed). */
+static int
+idem_rec_get(struct store *st, MDB_txn *txn, const MDB_val *k,
+    struct idem_hdr *h, MDB_val *body)
+{
+	MDB_val tail;
+	int rc = store_record_get(txn, st->idem, k, h, sizeof *h, &tail);
+
+	if (rc == 0 && body != NULL && tail.mv_size != h->body_len)
+		rc = MDB_CORRUPTED;
+	if (rc == 0 && body != NULL)
+		*body = tail;
+	return rc;
+}
+
+/*----------------------------------------------------------------------------
+ * Operations (store.h): look an answer up, save one; both inside the
+ * request's own transaction
+ *--------------------------------------------------------------------------*/
+
 enum casq_err
 idem_lookup(struct store *st, MDB_txn *txn, struct idem_op *op)
 {
-	MDB_val k = { strlen(op->id), (void *)op->id }, v;
+	MDB_val k = { strlen(op->id), (void *)op->id }, body;
 	struct idem_hdr h;
-	int rc = mdb_get(txn, st->idem, &k, &v);
+	int rc = idem_rec_get(st, txn, &k, &h, &body);
 
 	op->found = op->mismatch = false;
 	if (rc == MDB_NOTFOUND)
 		return E_OK;
 	if (rc != 0)
 		return store_map_error(rc, "idempotency lookup");
-	if (v.mv_size < sizeof h)
-		return store_map_error(MDB_CORRUPTED, "idempotency lookup");
-	memcpy(&h, v.mv_data, sizeof h);
-	if (v.mv_size != sizeof h + h.body_len)
-		return store_map_error(MDB_CORRUPTED, "idempotency lookup");
 	if (h.expires_at <= op->now)
 		return E_OK;		/* retention over: runs as new */
 	op->found = true;
@@ -42,7 +61,7 @@ idem_lookup(struct store *st, MDB_txn *txn, struct idem_op *op)
 	}
 	op->status = (int)h.status;
 	op->body.len = 0;
-	buf_append(&op->body, (const char *)v.mv_data + sizeof h, h.body_len);
+	buf_append(&op->body, body.mv_data, body.mv_size);
 	return E_OK;
 }
 
@@ -64,23 +83,27 @@ idem_save(struct store *st, MDB_txn *txn, struct idem_op *op, int status,
 	if ((rc = mdb_put(txn, st->idem, &k, &v, MDB_RESERVE)) == 0) {
 		memcpy(v.mv_data, &h, sizeof h);
 		memcpy((char *)v.mv_data + sizeof h, body, len);
-		rc = expiry_put(st, txn, h.expires_at, 'i', op->id, strlen(op->id));
+		rc = expiry_put(st, txn, h.expires_at, EXPIRY_RESPONSE, op->id,
+		    strlen(op->id));
 	}
 	return store_map_error(rc, "idempotency save");
 }
+
+/*----------------------------------------------------------------------------
+ * Expiry hook (store_expiry.c's table): an answer's retention ended
+ *--------------------------------------------------------------------------*/
 
 int
 idem_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
     size_t reflen)
 {
-	MDB_val k = { reflen, (void *)ref }, v;
+	MDB_val k = { reflen, (void *)ref };
 	struct idem_hdr h;
-	int rc = mdb_get(txn, st->idem, &k, &v);
+	int rc = idem_rec_get(st, txn, &k, &h, NULL);
 
-	if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size < sizeof h))
-		return 0;
+	if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED)
+		return 0;		/* gone, or not ours to judge */
 	if (rc != 0)
 		return rc;
-	memcpy(&h, v.mv_data, sizeof h);
 	return h.expires_at == due ? mdb_del(txn, st->idem, &k, NULL) : 0;
 }

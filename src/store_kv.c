@@ -26,10 +26,8 @@ struct kv_rec {
 	const char   *value;	/* points into the LMDB value */
 };
 
-struct kv_key {
-	char    data[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
-	MDB_val val;
-};
+/* A value's key, "namespace/key" (store.c's store_key). */
+#define kv_key	store_key
 
 bool
 kv_op_writes(const struct kv_op *op)
@@ -43,36 +41,27 @@ kv_result_free(struct kv_result *res)
 	buf_free(&res->value);
 }
 
-static void
-kv_key_make(struct kv_key *kk, const char *ns, const char *key, size_t keylen)
-{
-	int n = snprintf(kk->data, sizeof kk->data, "%s/%.*s", ns, (int)keylen, key);
-
-	if (n < 0 || (size_t)n >= sizeof kk->data)
-		fatal("kv key too long (validated by caller)");
-	kk->val.mv_data = kk->data;
-	kk->val.mv_size = (size_t)n;
-}
+/*----------------------------------------------------------------------------
+ * Records: a value, a namespace's counters; one read or write each
+ *--------------------------------------------------------------------------*/
 
 static int
-kv_get(struct store *st, MDB_txn *txn, const struct kv_key *kk, struct kv_rec *r)
+kv_rec_get(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+    struct kv_rec *r)
 {
-	MDB_val v;
-	int rc = mdb_get(txn, st->kv, (MDB_val *)&kk->val, &v);
+	MDB_val tail;
+	int rc = store_record_get(txn, st->kv, &kk->val, &r->h, sizeof r->h, &tail);
 
 	if (rc != 0)
 		return rc;
-	if (v.mv_size < sizeof r->h)
+	if (tail.mv_size != r->h.value_len)
 		return MDB_CORRUPTED;
-	memcpy(&r->h, v.mv_data, sizeof r->h);
-	if (v.mv_size != sizeof r->h + r->h.value_len)
-		return MDB_CORRUPTED;
-	r->value = (const char *)v.mv_data + sizeof r->h;
+	r->value = tail.mv_data;
 	return 0;
 }
 
 static int
-kv_put(struct store *st, MDB_txn *txn, const struct kv_key *kk,
+kv_rec_put(struct store *st, MDB_txn *txn, const struct kv_key *kk,
     const struct kv_hdr *h, const char *value)
 {
 	MDB_val v = { sizeof *h + h->value_len, NULL };
@@ -84,7 +73,8 @@ kv_put(struct store *st, MDB_txn *txn, const struct kv_key *kk,
 	memcpy(v.mv_data, h, sizeof *h);
 	memcpy((char *)v.mv_data + sizeof *h, value, h->value_len);
 	if (h->expires_at > 0)
-		return expiry_put(st, txn, h->expires_at, 'k', kk->data, kk->val.mv_size);
+		return expiry_put(st, txn, h->expires_at, EXPIRY_VALUE, kk->data,
+		    kk->val.mv_size);
 	return 0;
 }
 
@@ -92,17 +82,13 @@ static int
 ns_get(struct store *st, MDB_txn *txn, const char *ns, size_t nslen,
     struct kv_stats *s)
 {
-	MDB_val k = { nslen, (void *)ns }, v;
-	int rc = mdb_get(txn, st->kvns, &k, &v);
+	MDB_val k = { nslen, (void *)ns };
+	int rc = store_record_get(txn, st->kvns, &k, s, sizeof *s, NULL);
 
-	if (rc == MDB_NOTFOUND) {
+	if (rc == MDB_NOTFOUND) {	/* a namespace exists from its first write */
 		memset(s, 0, sizeof *s);
 		return 0;
 	}
-	if (rc == 0 && v.mv_size != sizeof *s)
-		return MDB_CORRUPTED;
-	if (rc == 0)
-		memcpy(s, v.mv_data, sizeof *s);
 	return rc;
 }
 
@@ -114,6 +100,10 @@ ns_put(struct store *st, MDB_txn *txn, const char *ns, size_t nslen,
 
 	return mdb_put(txn, st->kvns, &k, &v, 0);
 }
+
+/*----------------------------------------------------------------------------
+ * State changes: a value written as its next version, dropped, expired
+ *--------------------------------------------------------------------------*/
 
 /* Delete a record, raising the namespace's version floor past it. */
 static int
@@ -132,7 +122,7 @@ static int
 kv_load(struct store *st, MDB_txn *txn, const struct kv_key *kk,
     struct kv_rec *r, struct kv_stats *s, int64_t now, bool write)
 {
-	int rc = kv_get(st, txn, kk, r);
+	int rc = kv_rec_get(st, txn, kk, r);
 
 	if (rc != 0 || r->h.expires_at == 0 || r->h.expires_at > now)
 		return rc;
@@ -151,26 +141,6 @@ result_from_rec(struct kv_result *res, const struct kv_rec *r)
 	res->expires_at = r->h.expires_at;
 	res->value.len = 0;
 	buf_append(&res->value, r->value, r->h.value_len);
-}
-
-/* Refuse, before anything is written, a write that would add data to a
- * nearly full map: a new (or expired) key, a value longer than the
- * stored one (len 0: a counter, whose few digits are not counted), or a
- * ttl, which adds an entry to the expiry index. */
-static bool
-kv_refused(struct store *st, MDB_txn *txn, const struct kv_key *kk,
-    const struct kv_op *op, size_t len)
-{
-	struct kv_rec r;
-	int rc;
-
-	if (!store_space_low(st))
-		return false;
-	if (op->ttl_ms > 0)
-		return true;
-	if ((rc = kv_get(st, txn, kk, &r)) != 0)
-		return rc == MDB_NOTFOUND;	/* an error: kv_load reports it */
-	return (r.h.expires_at != 0 && r.h.expires_at <= op->now) || len > r.h.value_len;
 }
 
 /* Write value as the next version of the record (or a new one). */
@@ -193,7 +163,7 @@ kv_write(struct store *st, MDB_txn *txn, struct kv_op *op,
 	op->res.version = h.version;
 	op->res.updated_at = h.updated_at;
 	op->res.expires_at = h.expires_at;
-	return kv_put(st, txn, kk, &h, value);
+	return kv_rec_put(st, txn, kk, &h, value);
 }
 
 static bool
@@ -204,16 +174,18 @@ cas_matches(const struct kv_op *op, bool exists, const struct kv_rec *r)
 	return op->cas == (exists ? r->h.version : 0);
 }
 
+/*----------------------------------------------------------------------------
+ * Operations: one per kv_op kind
+ *--------------------------------------------------------------------------*/
+
 static int
-kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
+op_set(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, struct kv_stats *s)
 {
 	struct kv_rec r;
 	int rc;
 	bool exists;
 
-	if (kv_refused(st, txn, kk, op, op->value_len))
-		return STORE_SPACE_REFUSED;
 	rc = kv_load(st, txn, kk, &r, s, op->now, true);
 	exists = rc == 0;
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -221,7 +193,7 @@ kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
 	if (!cas_matches(op, exists, &r)) {
 		s->cas_failures++;
 		op->res.ok = false;
-		op->res.reason = "version_mismatch";
+		op->res.reason = REFUSAL_VERSION_MISMATCH;
 		op->res.version = exists ? r.h.version : 0;
 		return 0;
 	}
@@ -230,7 +202,7 @@ kv_set(struct store *st, MDB_txn *txn, struct kv_op *op,
 }
 
 static int
-kv_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
+op_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, struct kv_stats *s)
 {
 	struct kv_rec r;
@@ -238,7 +210,7 @@ kv_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
 
 	op->res.ok = false;
 	if (rc == MDB_NOTFOUND) {
-		op->res.reason = "not_found";
+		op->res.reason = REFUSAL_NOT_FOUND;
 		return 0;
 	}
 	if (rc != 0)
@@ -246,7 +218,7 @@ kv_delete(struct store *st, MDB_txn *txn, struct kv_op *op,
 	op->res.version = r.h.version;
 	if (!cas_matches(op, true, &r)) {
 		s->cas_failures++;
-		op->res.reason = "version_mismatch";
+		op->res.reason = REFUSAL_VERSION_MISMATCH;
 		return 0;
 	}
 	s->deletes++;
@@ -278,7 +250,7 @@ counter_value(const struct kv_rec *r, int64_t *v)
 }
 
 static int
-kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
+op_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, struct kv_stats *s)
 {
 	struct kv_rec r;
@@ -287,20 +259,18 @@ kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
 	int rc, n;
 	bool exists;
 
-	if (kv_refused(st, txn, kk, op, 0))
-		return STORE_SPACE_REFUSED;
 	rc = kv_load(st, txn, kk, &r, s, op->now, true);
 	exists = rc == 0;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	if (exists && !counter_value(&r, &v)) {
 		op->res.ok = false;
-		op->res.reason = "not_a_counter";
+		op->res.reason = REFUSAL_NOT_A_COUNTER;
 		return 0;
 	}
 	if (__builtin_add_overflow(v, op->by, &v)) {
 		op->res.ok = false;
-		op->res.reason = "overflow";
+		op->res.reason = REFUSAL_OVERFLOW;
 		return 0;
 	}
 	n = snprintf(text, sizeof text, "%lld", (long long)v);
@@ -310,7 +280,7 @@ kv_incr(struct store *st, MDB_txn *txn, struct kv_op *op,
 }
 
 static int
-kv_read(struct store *st, MDB_txn *txn, struct kv_op *op,
+op_get(struct store *st, MDB_txn *txn, struct kv_op *op,
     const struct kv_key *kk, struct kv_stats *s)
 {
 	struct kv_rec r;
@@ -320,6 +290,32 @@ kv_read(struct store *st, MDB_txn *txn, struct kv_op *op,
 	if (rc == 0)
 		result_from_rec(&op->res, &r);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*----------------------------------------------------------------------------
+ * The API (store.h)
+ *--------------------------------------------------------------------------*/
+
+/* Refuse a write that would add data to a nearly full map (507), before
+ * anything is written: a new (or expired) key, a value longer than the
+ * stored one (an incr's few digits are not counted), or a ttl, which adds
+ * an entry to the expiry index. */
+static bool
+kv_space_refused(struct store *st, MDB_txn *txn, const struct kv_op *op,
+    const struct kv_key *kk)
+{
+	size_t len = op->kind == KV_SET ? op->value_len : 0;
+	struct kv_rec r;
+	int rc;
+
+	if ((op->kind != KV_SET && op->kind != KV_INCR) || !store_space_low(st))
+		return false;
+	if (op->ttl_ms > 0)
+		return true;
+	if ((rc = kv_rec_get(st, txn, kk, &r)) != 0)
+		return rc == MDB_NOTFOUND;	/* an error: the op reports it */
+	return (r.h.expires_at != 0 && r.h.expires_at <= op->now) ||
+	    len > r.h.value_len;
 }
 
 enum casq_err
@@ -337,11 +333,12 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	memset(&op->res, 0, sizeof op->res);
 	op->res.value = value;
 	if (op->kind == KV_STATS) {
-		MDB_val k = { nslen, (void *)op->ns }, v;
+		MDB_val k = { nslen, (void *)op->ns };
 
-		if ((rc = mdb_get(txn, st->kvns, &k, &v)) == MDB_NOTFOUND)
+		rc = store_record_get(txn, st->kvns, &k, &s, sizeof s, NULL);
+		if (rc == MDB_NOTFOUND)
 			return E_NO_NAMESPACE;
-		if (rc == 0 && (rc = ns_get(st, txn, op->ns, nslen, &s)) == 0) {
+		if (rc == 0) {
 			op->res.ok = true;
 			op->res.stats = s;
 		}
@@ -350,18 +347,24 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	if ((rc = ns_get(st, txn, op->ns, nslen, &s)) != 0)
 		return store_map_error(rc, "read namespace");
 	before = s;
-	kv_key_make(&kk, op->ns, op->key, strlen(op->key));
+	store_key_make(&kk, op->ns, op->key, strlen(op->key));
+	if (kv_space_refused(st, txn, op, &kk))
+		return E_SPACE_REFUSED;
 	switch (op->kind) {
-	case KV_GET:    rc = kv_read(st, txn, op, &kk, &s); break;
-	case KV_SET:    rc = kv_set(st, txn, op, &kk, &s); break;
-	case KV_DELETE: rc = kv_delete(st, txn, op, &kk, &s); break;
-	case KV_INCR:   rc = kv_incr(st, txn, op, &kk, &s); break;
+	case KV_GET:    rc = op_get(st, txn, op, &kk, &s); break;
+	case KV_SET:    rc = op_set(st, txn, op, &kk, &s); break;
+	case KV_DELETE: rc = op_delete(st, txn, op, &kk, &s); break;
+	case KV_INCR:   rc = op_incr(st, txn, op, &kk, &s); break;
 	case KV_STATS:  break;
 	}
 	if (rc == 0 && memcmp(&s, &before, sizeof s) != 0)
 		rc = ns_put(st, txn, op->ns, nslen, &s);
 	return store_map_error(rc, "kv operation");
 }
+
+/*----------------------------------------------------------------------------
+ * Expiry hook (store_expiry.c's table): a value's ttl ran out
+ *--------------------------------------------------------------------------*/
 
 int
 kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
@@ -374,14 +377,10 @@ kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
 	size_t nslen;
 	int rc;
 
-	if (slash == NULL || reflen >= sizeof kk.data)
+	if (slash == NULL || !store_key_from_ref(&kk, ref, reflen))
 		return 0;
 	nslen = (size_t)(slash - ref);
-	memcpy(kk.data, ref, reflen);
-	kk.data[reflen] = '\0';
-	kk.val.mv_data = kk.data;
-	kk.val.mv_size = reflen;
-	rc = kv_get(st, txn, &kk, &r);
+	rc = kv_rec_get(st, txn, &kk, &r);
 	if (rc == MDB_NOTFOUND || (rc == 0 && r.h.expires_at != due))
 		return 0;		/* deleted, or given a new ttl since */
 	if (rc != 0 || (rc = ns_get(st, txn, ref, nslen, &s)) != 0)

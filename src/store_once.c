@@ -14,59 +14,93 @@ struct once_rec {		/* on disk in "once" */
 	uint64_t count;
 };
 
+/*----------------------------------------------------------------------------
+ * Records: a window, under "scope/id"
+ *--------------------------------------------------------------------------*/
+
+static int
+once_rec_get(struct store *st, MDB_txn *txn, const struct store_key *sk,
+    struct once_rec *rec)
+{
+	return store_record_get(txn, st->once, &sk->val, rec, sizeof *rec, NULL);
+}
+
+static int
+once_rec_put(struct store *st, MDB_txn *txn, const struct store_key *sk,
+    const struct once_rec *rec)
+{
+	MDB_val v = { sizeof *rec, (void *)rec };
+
+	return mdb_put(txn, st->once, (MDB_val *)&sk->val, &v, 0);
+}
+
+/*----------------------------------------------------------------------------
+ * State changes: a window starts (with its expiry entry), is counted
+ *--------------------------------------------------------------------------*/
+
+static int
+window_start(struct store *st, MDB_txn *txn, const struct store_key *sk,
+    struct once_rec *rec, const struct once_op *op)
+{
+	rec->first_seen = op->now;
+	rec->expires_at = op->now + op->ttl_ms;
+	rec->count = 0;
+	return expiry_put(st, txn, rec->expires_at, EXPIRY_ONCE, sk->data,
+	    sk->val.mv_size);
+}
+
+/*----------------------------------------------------------------------------
+ * The operation (store.h)
+ *--------------------------------------------------------------------------*/
+
 enum casq_err
 once_apply(struct store *st, MDB_txn *txn, void *arg)
 {
 	struct once_op *op = arg;
-	char kb[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
-	MDB_val k = { 0, kb }, v;
+	struct store_key sk;
 	struct once_rec rec;
 	int rc;
 
-	k.mv_size = (size_t)snprintf(kb, sizeof kb, "%s/%s", op->scope, op->id);
-	rc = mdb_get(txn, st->once, &k, &v);
-	if (rc == 0 && v.mv_size != sizeof rec)
-		return store_map_error(MDB_CORRUPTED, "once");
-	if (rc == 0)
-		memcpy(&rec, v.mv_data, sizeof rec);
-	else if (rc != MDB_NOTFOUND)
-		return store_map_error(rc, "once");
+	store_key_make(&sk, op->scope, op->id, strlen(op->id));
+	rc = once_rec_get(st, txn, &sk, &rec);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store_map_error(rc, "once: read window");
 	op->first = rc == MDB_NOTFOUND || rec.expires_at <= op->now;
-	if (op->first) {
-		/* a new window adds a record or an expiry entry */
-		if (store_space_low(st))
-			return E_SPACE_REFUSED;
-		rec.first_seen = op->now;
-		rec.expires_at = op->now + op->ttl_ms;
-		rec.count = 0;
-		if ((rc = expiry_put(st, txn, rec.expires_at, 'o', kb, k.mv_size)) != 0)
-			return store_map_error(rc, "once");
-	}
+	/* refused before the first write: a new window in a nearly full
+	 * map adds a record or an expiry entry */
+	if (op->first && store_space_low(st))
+		return E_SPACE_REFUSED;
+	if (op->first && (rc = window_start(st, txn, &sk, &rec, op)) != 0)
+		return store_map_error(rc, "once: start window");
 	rec.count++;
-	v.mv_size = sizeof rec;
-	v.mv_data = &rec;
-	if ((rc = mdb_put(txn, st->once, &k, &v, 0)) != 0)
-		return store_map_error(rc, "once");
+	if ((rc = once_rec_put(st, txn, &sk, &rec)) != 0)
+		return store_map_error(rc, "once: write window");
 	op->first_seen = rec.first_seen;
 	op->expires_at = rec.expires_at;
 	op->count = rec.count;
 	return E_OK;
 }
 
+/*----------------------------------------------------------------------------
+ * Expiry hook (store_expiry.c's table): a window ended
+ *--------------------------------------------------------------------------*/
+
 int
 once_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
     size_t reflen)
 {
-	MDB_val k = { reflen, (void *)ref }, v;
+	struct store_key sk;
 	struct once_rec rec;
-	int rc = mdb_get(txn, st->once, &k, &v);
+	int rc;
 
-	if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != sizeof rec))
+	if (!store_key_from_ref(&sk, ref, reflen))
 		return 0;
+	rc = once_rec_get(st, txn, &sk, &rec);
+	if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED)
+		return 0;		/* gone, or not ours to judge */
 	if (rc != 0)
 		return rc;
-	memcpy(&rec, v.mv_data, sizeof rec);
 	if (rec.expires_at != due)
 		return 0;		/* a new window started since */
-	return mdb_del(txn, st->once, &k, NULL);
+	return mdb_del(txn, st->once, &sk.val, NULL);
 }

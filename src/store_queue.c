@@ -49,12 +49,8 @@ struct claim_hdr {
 	uint16_t owner_len;
 };
 
-/* Fixed key buffers: queue names are at most 64 bytes and keys 256, so
- * "queue/key" always fits LMDB's 511-byte key limit. */
-struct item_key {
-	char   data[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1];
-	MDB_val val;
-};
+/* An item's key, "queue/key" (store.c's store_key). */
+#define item_key	store_key
 
 const char *
 item_state_name(enum item_state s)
@@ -79,12 +75,7 @@ queue_result_free(struct queue_result *res)
 static void
 item_key_make(struct item_key *ik, const char *queue, const char *key)
 {
-	int n = snprintf(ik->data, sizeof ik->data, "%s/%s", queue, key);
-
-	if (n < 0 || (size_t)n >= sizeof ik->data)
-		fatal("item key too long (validated by caller)");
-	ik->val.mv_data = ik->data;
-	ik->val.mv_size = (size_t)n;
+	store_key_make(ik, queue, key, strlen(key));
 }
 
 /* "queue/<when>/<seq>" for the ready and leases indexes. */
@@ -127,23 +118,24 @@ index_del(MDB_txn *txn, MDB_dbi dbi, const char *queue, int64_t when,
 	return mdb_del(txn, dbi, &k, NULL);
 }
 
-/* --- records --- */
+/*----------------------------------------------------------------------------
+ * Records: an item, the queue's counters, a claim record; one read or
+ * write each
+ *--------------------------------------------------------------------------*/
 
 static int
 item_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
     struct item *it)
 {
-	MDB_val v;
-	int rc = mdb_get(txn, st->items, (MDB_val *)&ik->val, &v);
+	MDB_val tail;
+	int rc = store_record_get(txn, st->items, &ik->val, &it->h,
+	    sizeof it->h, &tail);
 
 	if (rc != 0)
 		return rc;
-	if (v.mv_size < sizeof it->h)
+	if (tail.mv_size != (size_t)it->h.claimant_len + it->h.payload_len)
 		return MDB_CORRUPTED;
-	memcpy(&it->h, v.mv_data, sizeof it->h);
-	if (v.mv_size != sizeof it->h + it->h.claimant_len + it->h.payload_len)
-		return MDB_CORRUPTED;
-	it->claimant = (const char *)v.mv_data + sizeof it->h;
+	it->claimant = tail.mv_data;
 	it->payload = it->claimant + it->h.claimant_len;
 	return 0;
 }
@@ -172,15 +164,9 @@ static int
 stats_get(struct store *st, MDB_txn *txn, const char *queue,
     struct queue_stats *qs)
 {
-	MDB_val k = { strlen(queue), (void *)queue }, v;
-	int rc = mdb_get(txn, st->queues, &k, &v);
+	MDB_val k = { strlen(queue), (void *)queue };
 
-	if (rc != 0)
-		return rc;
-	if (v.mv_size != sizeof *qs)
-		return MDB_CORRUPTED;
-	memcpy(qs, v.mv_data, sizeof *qs);
-	return 0;
+	return store_record_get(txn, st->queues, &k, qs, sizeof *qs, NULL);
 }
 
 static int
@@ -207,8 +193,8 @@ claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
 	memcpy(rec + sizeof h, owner, owner_len);
 	if ((rc = mdb_put(txn, st->claimed, (MDB_val *)&ik->val, &v, 0)) != 0)
 		return rc;
-	return expiry_put(st, txn, now + CLAIM_RECORD_TTL_MS, 'c', ik->data,
-	    ik->val.mv_size);
+	return expiry_put(st, txn, now + CLAIM_RECORD_TTL_MS, EXPIRY_CLAIM,
+	    ik->data, ik->val.mv_size);
 }
 
 /* Fill owner and claimed_at from the claim record, if one exists. */
@@ -217,17 +203,14 @@ claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
     struct queue_result *res)
 {
 	struct claim_hdr h;
-	MDB_val v;
-	int rc = mdb_get(txn, st->claimed, (MDB_val *)&ik->val, &v);
+	MDB_val tail;
+	int rc = store_record_get(txn, st->claimed, &ik->val, &h, sizeof h, &tail);
 
 	if (rc != 0)
 		return rc;
-	if (v.mv_size < sizeof h)
+	if (tail.mv_size != h.owner_len || h.owner_len > CLAIMANT_MAX)
 		return MDB_CORRUPTED;
-	memcpy(&h, v.mv_data, sizeof h);
-	if (v.mv_size != sizeof h + h.owner_len || h.owner_len > CLAIMANT_MAX)
-		return MDB_CORRUPTED;
-	memcpy(res->owner, (char *)v.mv_data + sizeof h, h.owner_len);
+	memcpy(res->owner, tail.mv_data, h.owner_len);
 	res->owner[h.owner_len] = '\0';
 	res->has_owner = true;
 	res->claimed_at = h.claimed_at;
@@ -235,7 +218,10 @@ claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
 	return 0;
 }
 
-/* --- state changes --- */
+/*----------------------------------------------------------------------------
+ * State changes: an item moves between ready, leased and consumed, with
+ * its index entries and the queue's counters
+ *--------------------------------------------------------------------------*/
 
 static void
 result_from_item(struct queue_result *res, const struct item *it)
@@ -385,7 +371,10 @@ ready_first(struct store *st, MDB_txn *txn, const char *queue,
 	return rc;
 }
 
-/* --- operations --- */
+/*----------------------------------------------------------------------------
+ * Operations: one per queue_op kind. Each decides its refusals before its
+ * first write (store.h, store_apply_fn).
+ *--------------------------------------------------------------------------*/
 
 static int
 op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
@@ -406,8 +395,6 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	if (store_space_low(st))
-		return STORE_SPACE_REFUSED;
 	h.state = ITEM_READY;
 	h.seq = qs->next_seq++;
 	h.enqueued_at = op->now;
@@ -440,15 +427,15 @@ claim_refusal(struct store *st, MDB_txn *txn, const struct item_key *ik,
 	if (rc == MDB_NOTFOUND) {
 		rc = claim_record_get(st, txn, ik, res);
 		if (rc == MDB_NOTFOUND) {
-			res->reason = "not_queued";
+			res->reason = REFUSAL_NOT_QUEUED;
 			return 0;
 		}
-		res->reason = "claimed";
+		res->reason = REFUSAL_CLAIMED;
 		res->state = ITEM_CLAIMED;
 		return rc;
 	}
 	result_from_item(res, it);
-	res->reason = it->h.state == ITEM_LEASED ? "claimed" : "not_ready";
+	res->reason = it->h.state == ITEM_LEASED ? REFUSAL_CLAIMED : REFUSAL_NOT_READY;
 	return 0;
 }
 
@@ -475,7 +462,7 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 		h.claimant_len = (uint16_t)clen;
 		memcpy(h.token, res->token, TOKEN_HEX_LEN);
 		if ((rc = index_put(txn, st->leases, op->queue, h.lease_until, h.seq, key)) != 0 ||
-		    (rc = expiry_put(st, txn, h.lease_until, 'l', ik->data, ik->val.mv_size)) != 0 ||
+		    (rc = expiry_put(st, txn, h.lease_until, EXPIRY_LEASE, ik->data, ik->val.mv_size)) != 0 ||
 		    (rc = item_put(st, txn, ik, &h, op->claimant, it->payload)) != 0)
 			return rc;
 		qs->leased++;
@@ -517,7 +504,7 @@ op_claim(struct store *st, MDB_txn *txn, struct queue_op *op,
 		rc = ready_first(st, txn, op->queue, &ready_at, key);
 		if (rc == MDB_NOTFOUND || (rc == 0 && ready_at > op->now)) {
 			op->res.ok = false;
-			op->res.reason = "empty";
+			op->res.reason = REFUSAL_EMPTY;
 			return 0;
 		}
 		if (rc != 0)
@@ -548,28 +535,33 @@ lease_holder(const struct queue_op *op, const struct item *it)
 }
 
 /* Shared check of ack and release: the caller must hold the live lease.
- * 0 when it does; MDB_NOTFOUND with res->reason when it does not. */
+ * *held says whether it does; when not, res->reason says why. Returns 0
+ * or an LMDB error. */
 static int
 lease_check(struct store *st, MDB_txn *txn, struct queue_op *op,
-    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+    const struct item_key *ik, struct item *it, struct queue_stats *qs,
+    bool *held)
 {
 	struct queue_result *res = &op->res;
 	int rc = item_load(st, txn, op->queue, ik, it, qs, op->now);
 
 	res->ok = false;
+	*held = false;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	if (rc == MDB_NOTFOUND) {
-		res->reason = "not_leased";
+		res->reason = REFUSAL_NOT_LEASED;
 	} else if (it->h.state != ITEM_LEASED) {
 		/* an expired lease keeps its holder until the next claim */
-		res->reason = lease_holder(op, it) ? "lease_expired" : "not_leased";
+		res->reason = lease_holder(op, it) ? REFUSAL_LEASE_EXPIRED :
+		    REFUSAL_NOT_LEASED;
 	} else if (!lease_holder(op, it)) {
-		res->reason = op->token ? "token_mismatch" : "claimant_mismatch";
+		res->reason = op->token ? REFUSAL_TOKEN_MISMATCH :
+		    REFUSAL_CLAIMANT_MISMATCH;
 	} else {
-		return 0;
+		*held = true;
 	}
-	return MDB_NOTFOUND;
+	return 0;
 }
 
 static int
@@ -578,12 +570,12 @@ op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
 {
 	struct item_key ik;
 	struct item it;
+	bool held;
 	int rc;
 
 	item_key_make(&ik, op->queue, op->key);
-	rc = lease_check(st, txn, op, &ik, &it, qs);
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
+	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
+		return rc;
 	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
 	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant, it.h.claimant_len)) != 0 ||
 	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
@@ -601,12 +593,12 @@ op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
 {
 	struct item_key ik;
 	struct item it;
+	bool held;
 	int rc;
 
 	item_key_make(&ik, op->queue, op->key);
-	rc = lease_check(st, txn, op, &ik, &it, qs);
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
+	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
+		return rc;
 	if ((rc = lease_to_ready(st, txn, op->queue, &ik, &it,
 	    op->now + op->delay_ms, false, qs)) != 0)
 		return rc;
@@ -630,7 +622,7 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
 	if (rc == MDB_NOTFOUND) {
 		op->res.ok = false;
-		op->res.reason = "not_queued";
+		op->res.reason = REFUSAL_NOT_QUEUED;
 		return 0;
 	}
 	if (rc != 0)
@@ -711,6 +703,25 @@ queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
 	fatal("unknown queue op %d", (int)op->kind);
 }
 
+/*----------------------------------------------------------------------------
+ * The API (store.h): apply an op, list the queues
+ *--------------------------------------------------------------------------*/
+
+/* An enqueue of a new item into a nearly full map is refused (507)
+ * before anything is read or written; an item queued already is
+ * answered as usual, so a full store still says "queued already". */
+static bool
+enqueue_refused(struct store *st, MDB_txn *txn, const struct queue_op *op)
+{
+	struct item_key ik;
+	struct item it;
+
+	if (op->kind != QOP_ENQUEUE || !store_space_low(st))
+		return false;
+	item_key_make(&ik, op->queue, op->key);
+	return item_get(st, txn, &ik, &it) == MDB_NOTFOUND;
+}
+
 enum casq_err
 queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 {
@@ -734,7 +745,7 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 		 * name must not look like an empty queue or an absent item. */
 		if (op->kind != QOP_ENQUEUE) {
 			op->res.ok = false;
-			op->res.reason = "no_such_queue";
+			op->res.reason = REFUSAL_NO_SUCH_QUEUE;
 			return E_OK;
 		}
 		memset(&qs, 0, sizeof qs);
@@ -743,6 +754,8 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	} else if (rc != 0) {
 		return store_map_error(rc, "read queue stats");
 	}
+	if (enqueue_refused(st, txn, op))
+		return E_SPACE_REFUSED;
 	before = qs;
 	if ((rc = queue_dispatch(st, txn, op, &qs)) != 0)
 		return store_map_error(rc, "queue operation");
@@ -790,6 +803,11 @@ queue_list(struct store *st, MDB_txn *txn, const char *after, size_t limit,
 	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
 }
 
+/*----------------------------------------------------------------------------
+ * Expiry hooks (store_expiry.c's table): a lease ran out, a claim record's
+ * day is over
+ *--------------------------------------------------------------------------*/
+
 /* Split an expiry ref "queue/key" into its item key and queue name. */
 static bool
 ref_split(const char *ref, size_t reflen, struct item_key *ik,
@@ -799,14 +817,10 @@ ref_split(const char *ref, size_t reflen, struct item_key *ik,
 	size_t qlen = slash ? (size_t)(slash - ref) : 0;
 
 	if (slash == NULL || qlen == 0 || qlen > QUEUE_NAME_MAX ||
-	    reflen >= sizeof ik->data)
+	    !store_key_from_ref(ik, ref, reflen))
 		return false;
 	memcpy(queue, ref, qlen);
 	queue[qlen] = '\0';
-	memcpy(ik->data, ref, reflen);
-	ik->data[reflen] = '\0';
-	ik->val.mv_data = ik->data;
-	ik->val.mv_size = reflen;
 	return true;
 }
 
@@ -849,8 +863,12 @@ queue_sweep_claim(struct store *st, MDB_txn *txn, int64_t due,
 	return rc ? rc : mdb_del(txn, st->claimed, &ik.val, NULL);
 }
 
-static enum casq_err
-queue_apply_cb(struct store *st, MDB_txn *txn, void *op)
+/*----------------------------------------------------------------------------
+ * Outside group commit: an op in a transaction of its own
+ *--------------------------------------------------------------------------*/
+
+enum casq_err
+queue_apply_fn(struct store *st, MDB_txn *txn, void *op)
 {
 	return queue_apply(st, txn, op);
 }
@@ -858,5 +876,5 @@ queue_apply_cb(struct store *st, MDB_txn *txn, void *op)
 enum casq_err
 store_run_queue_op(struct store *st, struct queue_op *op)
 {
-	return store_run(st, queue_op_writes(op), op->now, queue_apply_cb, op);
+	return store_run(st, queue_op_writes(op), op->now, queue_apply_fn, op);
 }

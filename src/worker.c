@@ -1,18 +1,48 @@
 /*
  * worker.c - one worker process: opens its own LMDB environment after the
- * fork, starts the group committer, and serves FastCGI requests on
- * several threads until told to stop.
+ * fork, starts its committer and completer, and serves FastCGI requests
+ * on several threads until told to stop.
  *
- * Threads: serving threads wait together in epoll_wait on one epoll set:
- * the listening socket, every kept-alive connection and the stop pipe.
+ * Threads (each main has a comment saying what it owns, frees, blocks on
+ * and when it exits):
+ *   main        this file's worker_main: signals, the tick (idle sweep,
+ *               relaxed-mode sync), stop
+ *   serving     serve_thread, --threads of them: read, route, reply to
+ *               reads, hand writes to the committer
+ *   committer   store_batch.c: applies and commits the writes (group
+ *               commit), the process's only write transaction
+ *   completer   worker_reply.c: replies to writes once durable
+ * Serving threads wait together in epoll_wait on one epoll set: the
+ * listening socket, every kept-alive connection and the stop pipe.
  * Sockets are one-shot, so each event wakes exactly one thread, and no
  * lock is passed between threads. A thread reads the request (one
  * struct exchange each) and routes it: a read answers at once; a write
- * goes to the committer (store_batch.c) and the thread takes the next
- * request. The committer's completer thread sends the write's answer
- * once its commit is durable. A write thus costs no thread switch of its
- * own, and the number of writes in one commit is bounded by the requests
- * nginx has in flight, not by the number of threads.
+ * goes to the committer and the thread takes the next request. The
+ * completer sends the write's answer once its commit is durable. A write
+ * thus costs no thread switch of its own, and the number of writes in one
+ * commit is bounded by the requests nginx has in flight, not by the
+ * number of threads.
+ *
+ * A write's life, and who owns what when:
+ *
+ *   what                      allocated   applied on   rendered, freed on
+ *   struct exchange (x)       serving     -            completer
+ *     x->req: params, body    serving     -            completer
+ *     x->res                  serving     -            completer
+ *   route_call + its op       serving     committer    completer
+ *     (res->pending)          (route_exec)(route_call_apply) (route_finish)
+ *   batch_req, commit_batch   serving /   committer    completer
+ *                             committer                (commit_batch_finish)
+ *
+ * The op's strings are borrowed, not copied: queue, namespace and scope
+ * point into x->req.name, keys, ids, claimants and tokens into
+ * x->req.params, a request id into x->req.request_id. They stay valid
+ * because the one exchange carries both the request and the op, and is
+ * freed in one place, exchange_reply, after route_finish has rendered
+ * and freed the op (exchange_committed: route_finish, then
+ * exchange_reply). Nothing else frees the request while the op is in
+ * the committer's hands, and a serving thread never touches x again
+ * after committer_submit.
  *
  * Kept-alive upstream connections (nginx fastcgi_keep_conn): after its
  * response, a kept connection is parked in the epoll set again (armed
@@ -77,6 +107,8 @@
 struct worker {
 	const struct config *cfg;
 	struct app           app;
+	struct committer    *committer;	/* applies and commits writes */
+	struct worker_reply *reply;	/* the completer: answers writes */
 	int                  listen_fd;
 	int                  stop_pipe[2];	/* written once: stop */
 	int                  epfd;		/* listener, parked connections, stop */
@@ -122,31 +154,6 @@ read_body(FCGX_Request *fr, struct request *req)
 	req->body[got] = '\0';
 	req->body_len = got;
 	req->body_incomplete = got < (size_t)declared;
-}
-
-/* Headers are formatted here, not with FCGX_FPrintF: libfcgi has its own
- * printf that does not know %zu. */
-static void
-send_response(FCGX_Request *fr, const struct response *res)
-{
-	char head[512], retry[32] = "";
-	int n;
-
-	if (res->retry_after > 0)
-		snprintf(retry, sizeof retry, "Retry-After: %d\r\n", res->retry_after);
-	n = snprintf(head, sizeof head,
-	    "Status: %d %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Content-Length: %zu\r\n"
-	    "%s%s%s%s"
-	    "\r\n", res->status, res->reason, res->body.len + 1,
-	    res->allow ? "Allow: " : "", res->allow ? res->allow : "",
-	    res->allow ? "\r\n" : "", retry);
-
-	FCGX_PutStr(head, n, fr->out);
-	FCGX_PutStr(res->body.data, (int)res->body.len, fr->out);
-	FCGX_PutStr("\n", 1, fr->out);
 }
 
 /* Watch fd for its next request: one thread gets it, once (EPOLLONESHOT),
@@ -338,7 +345,7 @@ exchange_reply(struct exchange *x)
 {
 	FCGX_Request *fr = &x->fr;
 
-	send_response(fr, &x->res);
+	worker_reply_send(fr, &x->res);
 	log_debug("%s %s %d", x->req.method, x->req.path, x->res.status);
 	if (atomic_load(&x->w->stopping))
 		fr->keepConnection = 0;		/* nginx will not reuse it */
@@ -387,12 +394,26 @@ handle_request(struct exchange *x)
 	x->drained = drain_stdin(fr);
 	route_request(app, req, &x->res);
 	if (x->res.pending != NULL)
-		committer_submit(app->store, req->now, route_call_apply,
+		committer_submit(x->w->committer, req->now, route_call_apply,
 		    x->res.pending, exchange_committed, x);
 	else
 		exchange_reply(x);
 }
 
+/*
+ * A serving thread.
+ * Owns: one exchange at a time, from its accept to the reply of a read,
+ *   or to committer_submit for a write (the exchange then belongs to the
+ *   committer and the completer); the read transactions it opens.
+ * Frees: the exchanges of reads (exchange_reply), and the last one when
+ *   the worker stops.
+ * Blocks on: epoll_wait for work; a peer that sends its request slowly
+ *   (the socket's receive timeout, PEER_TIMEOUT_S); LMDB's reader table.
+ *   Never on a commit.
+ * Exits: when the stop pipe is readable and no connection is ready
+ *   besides it (accept_next false); the worker joins it before it stops
+ *   the committer.
+ */
 static void *
 serve_thread(void *arg)
 {
@@ -419,8 +440,12 @@ tick(struct worker *w)
 {
 	int64_t now = clock_now_ms();
 
-	if (store_sweep_due(w->app.store, now))
-		store_sweep_batch(w->app.store, now, IDLE_SWEEP_BATCH);
+	if (store_sweep_due(w->app.store, now)) {
+		struct sweep_op op = { .now = now, .limit = IDLE_SWEEP_BATCH };
+
+		/* through the committer, which runs every write of the worker */
+		committer_run(w->committer, now, store_sweep_apply, &op);
+	}
 	if (w->cfg->relaxed)
 		store_sync(w->app.store);
 }
@@ -500,7 +525,9 @@ worker_open(struct worker *w, bool quiet)
 		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s", why);
 		return -1;
 	}
-	if (committer_start(w->app.store, COMMIT_BATCH_MAX) != 0 ||
+	if ((w->reply = worker_reply_start()) == NULL ||
+	    (w->committer = committer_start(w->app.store, COMMIT_BATCH_MAX,
+	    worker_reply_committed, w->reply)) == NULL ||
 	    FCGX_Init() != 0 || !watch_start(w)) {
 		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s",
 		    strerror(errno));
@@ -570,12 +597,17 @@ worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 	stop_serving(&w);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	committer_stop(w.app.store);	/* replies to the writes in flight */
+	committer_stop(w.committer);	/* commits the writes in flight */
+	w.committer = NULL;
+	worker_reply_stop(w.reply);	/* ... and answers them */
+	w.reply = NULL;
 	if (cfg->relaxed)
 		store_sync(w.app.store);	/* a graceful stop loses nothing */
 	rc = started > 0 ? 0 : 1;
 out:
-	store_close(w.app.store);	/* stops the committer first */
+	committer_stop(w.committer);	/* a start that failed half-way */
+	worker_reply_stop(w.reply);
+	store_close(w.app.store);
 	keyring_free(w.app.keys);
 	free(threads);
 	return rc;

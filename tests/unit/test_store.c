@@ -74,26 +74,34 @@ mkop(enum queue_op_kind kind, int64_t now, const char *queue, const char *key)
 	return op;
 }
 
+/* A storage error folded into a result: reason() says "error:<code>". */
+#define REASON_ERROR	REFUSAL__COUNT
+static char errtext[64];
+
 /* Run op in its own transaction. A storage error is folded into the
- * result as reason "error:<code>" so string assertions show it. */
+ * result (REASON_ERROR, errtext) so string assertions show it. */
 static struct queue_op
 qrun(struct queue_op op)
 {
-	static char errtext[64];
 	enum casq_err err = store_run_queue_op(st, &op);
 
 	if (err != E_OK) {
 		snprintf(errtext, sizeof errtext, "error:%s", err_code(err));
 		op.res.ok = false;
-		op.res.reason = errtext;
+		op.res.reason = REASON_ERROR;
 	}
 	return op;
 }
 
+/* The result's reason as the API spells it. */
 static const char *
 reason(const struct queue_op *op)
 {
-	return op->res.ok ? "(ok)" : op->res.reason ? op->res.reason : "(no reason)";
+	if (op->res.ok)
+		return "(ok)";
+	if (op->res.reason == REASON_ERROR)
+		return errtext;
+	return op->res.reason ? store_refusal_name(op->res.reason) : "(no reason)";
 }
 
 static bool
@@ -529,7 +537,7 @@ test_lease_expiry(void)
 	ok(store_sweep_due(st, T + 5000), "store: the lease's expiry is due at its end");
 	struct sweep_counts c = { 0 };
 	is_int(sweep(T + 5000, &c), E_OK, "store: sweep at the lease's end");
-	is_int(c.leases, 1, "store: sweep handled one lease entry");
+	is_int(c.swept[EXPIRY_LEASE], 1, "store: sweep handled one lease entry");
 	op = stats(T + 5000, "e");
 	is_int(op.res.stats.leased, 0, "store: swept lease no longer counts as leased");
 	is_int(op.res.stats.expired, 2, "store: swept lease counts as expired");
@@ -773,7 +781,7 @@ test_claim_ttl(void)
 	op = status(T + CLAIM_RECORD_TTL_MS - 1, "t", "k");
 	is_int(op.res.state, ITEM_CLAIMED, "store: claim record kept until its TTL");
 	is_int(sweep(T + CLAIM_RECORD_TTL_MS, &c), E_OK, "store: sweep at claimed_at + TTL");
-	is_int(c.claims, 1, "store: the sweep handled one claim record");
+	is_int(c.swept[EXPIRY_CLAIM], 1, "store: the sweep handled one claim record");
 	op = status(T + CLAIM_RECORD_TTL_MS, "t", "k");
 	is_int(op.res.state, ITEM_ABSENT, "store: claim record gone after its TTL");
 
@@ -947,6 +955,8 @@ test_map_full(void)
 #define BATCH_THREADS	16
 #define BATCH_ITEMS	32	/* per claiming thread */
 
+static struct committer *committer;
+
 struct batch_worker {
 	pthread_t tid;
 	int       n;
@@ -974,7 +984,7 @@ batch_worker_main(void *arg)
 			op.payload = big;
 			op.payload_len = FULL_PAYLOAD;
 		}
-		err = store_run_queue_op(st, &op);
+		err = committer_run(committer, T0, queue_apply_fn, &op);
 		if (err == E_OK && op.res.ok)
 			w->ok++;
 		else if (err == E_SPACE_REFUSED || err == E_STORAGE_FULL)
@@ -1015,7 +1025,8 @@ test_batch_mixed(void)
 			break;
 	}
 	ok(n < 1000, "batch: the map filled up after %d big items", n);
-	ok(committer_start(st, 64) == 0, "batch: committer started");
+	committer = committer_start(st, 64, NULL, NULL);
+	ok(committer != NULL, "batch: committer started");
 	for (int t = 0; t < BATCH_THREADS; t++) {
 		w[t].n = t % (BATCH_THREADS / 2);
 		w[t].producer = t >= BATCH_THREADS / 2;
@@ -1032,7 +1043,8 @@ test_batch_mixed(void)
 		}
 		other += w[t].other;
 	}
-	committer_stop(st);
+	committer_stop(committer);
+	committer = NULL;
 	is_int(claims, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every claim won although batches held refused enqueues");
 	ok(refused > BATCH_THREADS * BATCH_ITEMS / 4, "batch: enqueues into the full map were refused (%d, %d accepted later)", refused, accepted);
 	is_int(refused + accepted, BATCH_THREADS / 2 * BATCH_ITEMS, "batch: every enqueue was refused or stored");
