@@ -1,8 +1,8 @@
 /*
  * store_fixture.h - what every storage unit test starts from: real LMDB
- * environments in one temporary directory, removed at the end, and an
- * operation run in a transaction of its own. Included by one test
- * program each (static functions).
+ * environments in one temporary directory, removed at the end, and
+ * the helpers every section uses. Included by one test program each
+ * (static and inline: a program that does not use one is not warned).
  */
 #ifndef CASQ_STORE_FIXTURE_H
 #define CASQ_STORE_FIXTURE_H
@@ -22,7 +22,7 @@
 static char fixture_root[] = "/tmp/casq-test-unit.XXXXXX";
 static struct store *st;
 
-static void
+static inline void
 fixture_start(void)
 {
 	if (mkdtemp(fixture_root) == NULL)
@@ -31,7 +31,7 @@ fixture_start(void)
 
 /* Close the section's store and open a fresh one, in a directory of its
  * own so that nothing of one section (expiry entries) reaches another. */
-static void
+static inline void
 section(const char *name, size_t map_size)
 {
 	char dir[256], why[256];
@@ -45,13 +45,13 @@ section(const char *name, size_t map_size)
 	diag("--- %s", name);
 }
 
-static int
+static inline int
 fixture_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	return remove(path);
 }
 
-static void
+static inline void
 fixture_end(void)
 {
 	store_close(st);
@@ -60,7 +60,7 @@ fixture_end(void)
 }
 
 /* Sweep everything due at now in a transaction of the test's own. */
-static enum casq_err
+static inline enum casq_err
 sweep_at(int64_t now, struct sweep_counts *c)
 {
 	MDB_txn *txn;
@@ -76,7 +76,7 @@ sweep_at(int64_t now, struct sweep_counts *c)
 }
 
 /* Whether dbi holds key, read straight from LMDB. */
-static bool
+static inline bool
 db_has(MDB_dbi dbi, const char *key)
 {
 	MDB_val k = { strlen(key), (void *)key }, v;
@@ -91,7 +91,7 @@ db_has(MDB_dbi dbi, const char *key)
 }
 
 /* A JSON string value of exactly n bytes ("aaa...", quotes included). */
-static char *
+static inline char *
 json_text_of(size_t n, char fill)
 {
 	char *p = xmalloc(n + 1);

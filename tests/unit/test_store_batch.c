@@ -138,7 +138,7 @@ static struct {
 	pthread_mutex_t      mu;
 	struct commit_batch *held[64];
 	int                  n;
-} handed = { PTHREAD_MUTEX_INITIALIZER };
+} handed = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void
 hand_keep(void *arg, struct commit_batch *b)
