@@ -52,6 +52,17 @@ extern const struct route_entry route_enqueue_entry, route_claim_entry,
 
 /* What a route hands to storage: op (heap) is applied in a transaction,
  * its result rendered as the 200 answer, then released with free_op. */
+/*
+ * Render op's result as the 200 answer's JSON.
+ * \note Runs on the completer for a worker's write (route_finish, after
+ *       the commit), on the serving thread for a read, and on the
+ *       committer inside the transaction for a write with a request id
+ *       (its answer is stored with its effect): so it reads op and its
+ *       result only, never the store, and has no side effect; it may run
+ *       again after a rerun of the batch.
+ * \note op's strings are borrowed from the request, which outlives
+ *       free_op (worker.c's ownership table).
+ */
 typedef void (*route_render_fn)(void *op, struct json *j);
 struct route_op {
 	bool            write;
