@@ -563,6 +563,18 @@ say_ready(int ready_fd)
 	close(ready_fd);
 }
 
+/*
+ * The worker's main thread.
+ * Owns: the store, the keyring, the committer, the completer and the
+ *   serving threads: it starts them all and stops them in order
+ *   (serving threads, then the committer, then the completer, then the
+ *   store), so that every write handed over is committed and answered.
+ * Frees: all of them, last.
+ * Blocks on: pselect for the tick (WORKER_TICK_MS) with SIGTERM open;
+ *   the tick's sweep waits for its commit (committer_run).
+ * Exits: on SIGTERM/SIGINT, when the master is gone, when another
+ *   process grew the map, or when no serving thread started.
+ */
 int
 worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 {
