@@ -4,8 +4,10 @@
  * enough: there is nothing to guess from it. Names are 1-64 of
  * A-Z a-z 0-9 . _ -: they scope request ids ("name/id"), so a name must
  * never contain the '/' that separates the two, and no two keys may share
- * one. A key line may add attributes: scope=read|write (default
- * write) and rate=N (requests per second; casq-keys(5), docs/api.md).
+ * one. A key line may add attributes: tenant=T (default "default"),
+ * scope=read|write|admin (default write) and rate=N (requests per
+ * second); a line "tenant T max_items=N" sets T's quota (casq-keys(5),
+ * docs/api.md).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,9 +29,18 @@ struct keyring_entry {
 	unsigned char  hash[32];
 };
 
+/* A tenant the file names; max_items from its "tenant T max_items=N"
+ * line, 0 when it has none. */
+struct tenant_line {
+	char     name[TENANT_NAME_MAX + 1];
+	uint64_t max_items;
+};
+
 struct keyring {
 	struct keyring_entry *v;
 	size_t                n;
+	struct tenant_line   *t;	/* every tenant named, lines or not */
+	size_t                nt;
 };
 
 static bool
@@ -50,7 +61,7 @@ bool
 key_scope_parse(const char *v, enum key_scope *scope)
 {
 	static const char *const names[] = {
-		[SCOPE_READ] = "read", [SCOPE_WRITE] = "write",
+		[SCOPE_READ] = "read", [SCOPE_WRITE] = "write", [SCOPE_ADMIN] = "admin",
 	};
 
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -64,7 +75,7 @@ key_scope_parse(const char *v, enum key_scope *scope)
 const char *
 key_scope_name(enum key_scope scope)
 {
-	return scope == SCOPE_READ ? "read" : "write";
+	return scope == SCOPE_READ ? "read" : scope == SCOPE_ADMIN ? "admin" : "write";
 }
 
 static bool
@@ -88,12 +99,19 @@ parse_key_attr(char *attr, struct api_key *k, const char **why)
 {
 	char *eq = strchr(attr, '=');
 
-	*why = "attributes are scope=read|write and rate=N";
+	*why = "attributes are tenant=T, scope=read|write|admin and rate=N";
 	if (eq == NULL)
 		return false;
 	*eq = '\0';
+	if (strcmp(attr, "tenant") == 0) {
+		*why = "tenant must be 1-64 of A-Z a-z 0-9 . _ -";
+		if (!name_valid(eq + 1, strlen(eq + 1), TENANT_NAME_MAX))
+			return false;
+		strcpy(k->tenant, eq + 1);
+		return true;
+	}
 	if (strcmp(attr, "scope") == 0) {
-		*why = "scope must be read or write";
+		*why = "scope must be read, write or admin";
 		return key_scope_parse(eq + 1, &k->scope);
 	}
 	if (strcmp(attr, "rate") == 0) {
@@ -120,6 +138,7 @@ keyring_parse_line(char *line, struct keyring_entry *e, const char **why)
 		return false;
 	memcpy(e->key.name, line, (size_t)(colon - line));
 	e->key.name[colon - line] = '\0';
+	strcpy(e->key.tenant, DEFAULT_TENANT);
 	e->key.scope = SCOPE_WRITE;
 	e->key.rate = 0;
 	for (attr = strtok_r(hash + len, " \t\r\n", &save); attr != NULL;
@@ -138,18 +157,74 @@ keyring_find(const struct keyring *kr, const char *name)
 	return NULL;
 }
 
-/* A line into kr: a key (nothing else is defined yet); false and why. */
+static struct tenant_line *
+tenant_find(const struct keyring *kr, const char *name)
+{
+	for (size_t i = 0; i < kr->nt; i++)
+		if (strcmp(kr->t[i].name, name) == 0)
+			return &kr->t[i];
+	return NULL;
+}
+
+/* The tenant's entry, added (without a quota) when new. */
+static struct tenant_line *
+tenant_get(struct keyring *kr, const char *name)
+{
+	struct tenant_line *t = tenant_find(kr, name);
+
+	if (t != NULL)
+		return t;
+	kr->t = xrealloc(kr->t, (kr->nt + 1) * sizeof *kr->t);
+	t = &kr->t[kr->nt++];
+	snprintf(t->name, sizeof t->name, "%s", name);
+	t->max_items = 0;
+	return t;
+}
+
+/* "tenant T max_items=N": false and why when malformed or a repeat. */
+static bool
+keyring_add_tenant(struct keyring *kr, char *line, const char **why)
+{
+	char *save = NULL, *name, *attr, *end;
+	struct tenant_line *t;
+	unsigned long long max;
+
+	*why = "expected tenant T max_items=N, T 1-64 of A-Z a-z 0-9 . _ -, N 1 or more";
+	strtok_r(line, " \t\r\n", &save);		/* "tenant" */
+	name = strtok_r(NULL, " \t\r\n", &save);
+	attr = strtok_r(NULL, " \t\r\n", &save);
+	if (name == NULL || !name_valid(name, strlen(name), TENANT_NAME_MAX) ||
+	    attr == NULL || strncmp(attr, "max_items=", 10) != 0 ||
+	    attr[10] < '1' || attr[10] > '9' || strtok_r(NULL, " \t\r\n", &save) != NULL)
+		return false;
+	errno = 0;
+	max = strtoull(attr + 10, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	t = tenant_get(kr, name);
+	if (t->max_items != 0) {	/* a quota is at least 1: set by a line */
+		*why = "this tenant already has a line";
+		return false;
+	}
+	t->max_items = (uint64_t)max;
+	return true;
+}
+
+/* A line into kr: a key, or a tenant's quota; false and why. */
 static bool
 keyring_add_line(struct keyring *kr, char *line, const char **why)
 {
 	struct keyring_entry e;
 
+	if (strncmp(line, "tenant", 6) == 0 && (line[6] == ' ' || line[6] == '\t'))
+		return keyring_add_tenant(kr, line, why);
 	if (!keyring_parse_line(line, &e, why))
 		return false;
 	if (keyring_find(kr, e.key.name) != NULL) {
 		*why = "a key of this name is already in the file";
 		return false;
 	}
+	tenant_get(kr, e.key.tenant);
 	kr->v = xrealloc(kr->v, (kr->n + 1) * sizeof *kr->v);
 	kr->v[kr->n++] = e;
 	return true;
@@ -203,12 +278,33 @@ keyring_key(const struct keyring *kr, size_t i)
 	return &kr->v[i].key;
 }
 
+uint64_t
+keyring_max_items(const struct keyring *kr, const char *tenant)
+{
+	const struct tenant_line *t = tenant_find(kr, tenant);
+
+	return t ? t->max_items : 0;
+}
+
+size_t
+keyring_tenant_count(const struct keyring *kr)
+{
+	return kr->nt;
+}
+
+const char *
+keyring_tenant(const struct keyring *kr, size_t i)
+{
+	return kr->t[i].name;
+}
+
 void
 keyring_free(struct keyring *kr)
 {
 	if (kr == NULL)
 		return;
 	free(kr->v);
+	free(kr->t);
 	free(kr);
 }
 
@@ -267,5 +363,15 @@ request_authenticate(struct request *req, const struct keyring *kr)
 	if (strlen(key) > KEY_PRESENTED_MAX ||
 	    (req->key = keyring_match(kr, key)) == NULL)
 		return E_INVALID_API_KEY;
+	req->tenant = req->key->tenant;
+	if (req->tenant_header == NULL)
+		return E_OK;
+	/* Acting for another tenant is an admin's; any other key sending
+	 * the header is refused rather than ignored. */
+	if (req->key->scope != SCOPE_ADMIN)
+		return E_FORBIDDEN;
+	if (!name_valid(req->tenant_header, strlen(req->tenant_header), TENANT_NAME_MAX))
+		return E_BAD_TENANT;
+	req->tenant = req->tenant_header;
 	return E_OK;
 }

@@ -56,6 +56,10 @@ bool utf8_valid(const char *s, size_t n);
 /* 1 to max bytes of A-Z a-z 0-9 . _ - : queue, namespace, scope and key
  * names, safe in URLs, logs and "name/..." storage keys. */
 bool name_valid(const char *s, size_t n, size_t max);
+/* A tenant name: name_valid(), at most this long. */
+#define TENANT_NAME_MAX	64
+/* The tenant of keys without tenant=, and of data from before tenants. */
+#define DEFAULT_TENANT	"default"
 /* Parse "12", "1.5", "0.001" seconds into ms; false on junk or overflow. */
 bool parse_seconds_ms(const char *s, int64_t *ms);
 void hex_encode(const unsigned char *in, size_t n, char *out);
@@ -76,7 +80,8 @@ enum casq_err {
 	E_BAD_NAMESPACE, E_BAD_SCOPE, E_MISSING_VALUE, E_BAD_VALUE, E_BAD_CAS,
 	E_BAD_TTL, E_BAD_BY, E_BAD_MOD, E_BAD_SIZE, E_MISSING_ID, E_BAD_ID,
 	E_BAD_REQUEST_ID, E_UNKNOWN_PARAM, E_NULL_PARAM, E_NO_NAMESPACE,
-	E_MISSING_API_KEY, E_INVALID_API_KEY, E_READ_ONLY_KEY, E_RATE_LIMITED,
+	E_MISSING_API_KEY, E_INVALID_API_KEY, E_READ_ONLY_KEY, E_FORBIDDEN,
+	E_BAD_TENANT, E_RATE_LIMITED, E_QUOTA_EXCEEDED,
 	E_NO_ROUTE, E_NO_QUEUE, E_METHOD, E_BODY_TOO_LARGE, E_PAYLOAD_TOO_LARGE,
 	E_UNSUPPORTED_BODY, E_INCOMPLETE_BODY, E_VALUE_TOO_LARGE, E_NOT_A_COUNTER, E_COUNTER_OVERFLOW,
 	E_REQUEST_ID_REUSED,

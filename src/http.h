@@ -35,12 +35,15 @@ struct request {
 	/* filled by routing and parsing */
 	char        path[512];
 	char        name[65];		/* the {queue}, {namespace} or {scope} segment */
+	char        scoped[TENANT_NAME_MAX + 1 + 65];	/* "tenant:name", as stored */
 	char       *request_id;		/* "key-name/id" from request_id or Idempotency-Key */
 	const char *idempotency_key;	/* the Idempotency-Key header */
 	unsigned char fingerprint[32];	/* route + parameters, for request_id reuse */
 	struct param *params;
 	size_t      nparams;
 	const struct api_key *key;	/* which API key authenticated */
+	const char *tenant_header;	/* X-Casq-Tenant (admin keys only) */
+	const char *tenant;		/* whose data: the key's, or the header's */
 	char       *err_param;		/* the parameter an error names, if any */
 };
 
@@ -104,13 +107,15 @@ const char *err_message(enum casq_err err);
 struct keyring;
 #define KEY_NAME_MAX	64	/* a key name: name_valid() */
 
-/* What a key may do: read routes only, or every route. */
-enum key_scope { SCOPE_READ, SCOPE_WRITE };
+/* What a key may do: read routes only, every route of its tenant, or
+ * also act for other tenants (X-Casq-Tenant) and list them. */
+enum key_scope { SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN };
 const char *key_scope_name(enum key_scope scope);
 bool key_scope_parse(const char *text, enum key_scope *scope);
 
 struct api_key {
 	char           name[KEY_NAME_MAX + 1];
+	char           tenant[TENANT_NAME_MAX + 1];	/* "default" unless set */
 	enum key_scope scope;
 	uint32_t       rate;	/* requests per second, bursts as many; 0: none */
 };
@@ -121,6 +126,11 @@ void keyring_free(struct keyring *kr);
 const struct api_key *keyring_match(const struct keyring *kr, const char *key);
 size_t keyring_count(const struct keyring *kr);
 const struct api_key *keyring_key(const struct keyring *kr, size_t i);
+/* A "tenant T max_items=N" line's quota: 0 when T has none. */
+uint64_t keyring_max_items(const struct keyring *kr, const char *tenant);
+/* The tenants the file names (by keys or tenant lines), each once. */
+size_t keyring_tenant_count(const struct keyring *kr);
+const char *keyring_tenant(const struct keyring *kr, size_t i);
 /* A new random key and its keys-file line. */
 void keyring_mint(const char *name, char key[static 80], char line[static 256]);
 enum casq_err request_authenticate(struct request *req, const struct keyring *kr);

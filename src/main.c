@@ -27,7 +27,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: casqd [options]\n"
-	    "       casqd --mint-key NAME [--scope read|write] [--rate N]\n"
+	    "       casqd --mint-key NAME [--tenant T] [--scope read|write|admin] [--rate N]\n"
 	    "\n"
 	    "  -l, --listen ADDR       unix:/path/casqd.sock or 127.0.0.1:9000\n"
 	    "                          (default: the listening socket on fd 0)\n"
@@ -44,7 +44,8 @@ usage(FILE *f)
 	    "  -I, --idempotency-ttl S keep answers for request_id retries S seconds\n"
 	    "                          (default 86400)\n"
 	    "      --mint-key NAME     print a new API key and its keys-file line\n"
-	    "      --scope SCOPE       with --mint-key: read, or write (the default)\n"
+	    "      --tenant T          with --mint-key: the key's tenant (default \"default\")\n"
+	    "      --scope SCOPE       with --mint-key: read, write (the default) or admin\n"
 	    "      --rate N            with --mint-key: at most N requests a second\n"
 	    "  -h, --help              this help\n"
 	    "  -V, --version           print the version\n");
@@ -109,6 +110,7 @@ parse_int(const char *s, int min, int max, const char *what)
 /* What --mint-key prints the keys-file line with. */
 struct mint {
 	const char *name;	/* NULL: not minting */
+	const char *tenant;	/* NULL: the default tenant */
 	const char *scope;	/* NULL: the default, write */
 	int         rate;	/* 0: none */
 };
@@ -121,10 +123,14 @@ mint_key(const struct mint *m)
 
 	if (!name_valid(m->name, strlen(m->name), KEY_NAME_MAX))
 		die("key name must be 1-64 of A-Z a-z 0-9 . _ -");
+	if (m->tenant != NULL && !name_valid(m->tenant, strlen(m->tenant), TENANT_NAME_MAX))
+		die("tenant must be 1-64 of A-Z a-z 0-9 . _ -");
 	if (m->scope != NULL && !key_scope_parse(m->scope, &scope))
-		die("bad scope: %s (read or write)", m->scope);
+		die("bad scope: %s (read, write or admin)", m->scope);
 	keyring_mint(m->name, key, line);
 	printf("%s\n%s", key, line);
+	if (m->tenant != NULL)
+		printf(" tenant=%s", m->tenant);
 	if (m->scope != NULL)
 		printf(" scope=%s", key_scope_name(scope));
 	if (m->rate > 0)
@@ -136,7 +142,7 @@ mint_key(const struct mint *m)
 static void
 parse_args(int argc, char **argv, struct config *cfg)
 {
-	enum { OPT_MINT = 256, OPT_SCOPE, OPT_RATE };
+	enum { OPT_MINT = 256, OPT_TENANT, OPT_SCOPE, OPT_RATE };
 	struct mint mint = { 0 };
 	static const struct option opts[] = {
 		{ "listen",      required_argument, NULL, 'l' },
@@ -151,6 +157,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "pid-file",    required_argument, NULL, 'p' },
 		{ "idempotency-ttl", required_argument, NULL, 'I' },
 		{ "mint-key",    required_argument, NULL, OPT_MINT },
+		{ "tenant",      required_argument, NULL, OPT_TENANT },
 		{ "scope",       required_argument, NULL, OPT_SCOPE },
 		{ "rate",        required_argument, NULL, OPT_RATE },
 		{ "help",        no_argument,       NULL, 'h' },
@@ -189,6 +196,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 			    "idempotency ttl (seconds)") * 1000;
 			break;
 		case OPT_MINT:  mint.name = optarg; break;
+		case OPT_TENANT: mint.tenant = optarg; break;
 		case OPT_SCOPE: mint.scope = optarg; break;
 		case OPT_RATE:  mint.rate = parse_int(optarg, 1, 1000000, "rate (requests per second)"); break;
 		case 'h': usage(stdout); exit(0);
@@ -201,8 +209,8 @@ parse_args(int argc, char **argv, struct config *cfg)
 		die("unexpected argument: %s (see --help)", argv[optind]);
 	if (mint.name != NULL)
 		mint_key(&mint);
-	if (mint.scope != NULL || mint.rate > 0)
-		die("--scope and --rate go with --mint-key NAME");
+	if (mint.tenant != NULL || mint.scope != NULL || mint.rate > 0)
+		die("--tenant, --scope and --rate go with --mint-key NAME");
 	if (cfg->keys_file == NULL)
 		die("--keys FILE is required (mint a key with casqd --mint-key NAME)");
 }

@@ -32,6 +32,8 @@ static const struct route_entry *const routes[] = {
 	&route_kv_delete_entry,
 	&route_kv_incr_entry,
 	&route_once_entry,
+	&route_tenant_entry,
+	&route_tenants_entry,
 };
 
 /* Segment-by-segment match; *star gets the "*" segment. */
@@ -82,7 +84,7 @@ route_find(struct request *req, enum casq_err *name_err)
 		if (!route_match(r->pattern, req->path, &star, &star_len))
 			continue;
 		*name_err = E_OK;
-		if (star != NULL && !name_valid(star, star_len, QUEUE_NAME_MAX))
+		if (star != NULL && !name_valid(star, star_len, PATH_NAME_MAX))
 			*name_err = r->bad_name;
 		else if (star != NULL) {
 			memcpy(req->name, star, star_len);
@@ -173,8 +175,9 @@ request_fingerprint(struct request *req)
 }
 
 /* request_id and Idempotency-Key name the same thing; ids are scoped by
- * the API key's name, "name/id": key names never contain '/' (auth.c
- * refuses them), so two keys never share a stored answer. */
+ * the tenant and the API key's name, "tenant:name/id": neither name
+ * contains ':' or '/' (auth.c refuses them), so two keys never share a
+ * stored answer. */
 static enum casq_err
 request_id_parse(struct request *req)
 {
@@ -195,11 +198,25 @@ request_id_parse(struct request *req)
 		return E_OK;
 	if (*id == '\0')
 		return E_BAD_REQUEST_ID;
-	n = strlen(req->key->name) + 1 + strlen(id) + 1;
+	n = strlen(req->tenant) + 1 + strlen(req->key->name) + 1 + strlen(id) + 1;
 	req->request_id = xmalloc(n);
-	snprintf(req->request_id, n, "%s/%s", req->key->name, id);
+	snprintf(req->request_id, n, "%s:%s/%s", req->tenant, req->key->name, id);
 	request_fingerprint(req);
 	return E_OK;
+}
+
+const char *
+route_shown_name(const char *scoped)
+{
+	const char *colon = strchr(scoped, ':');
+
+	return colon ? colon + 1 : scoped;
+}
+
+uint64_t
+route_max_items(const struct app *app, const struct request *req)
+{
+	return req->tenant ? keyring_max_items(app->keys, req->tenant) : 0;
 }
 
 void
@@ -221,6 +238,8 @@ route_request(struct app *app, struct request *req, struct response *res)
 	}
 	if ((err = name_err) != E_OK)
 		goto fail;
+	if (r->auth)	/* the tenant's own name for the path's queue, namespace or scope */
+		snprintf(req->scoped, sizeof req->scoped, "%s:%s", req->tenant, req->name);
 	if (req->body_len > BODY_MAX) {
 		err = E_BODY_TOO_LARGE;
 		goto fail;

@@ -11,6 +11,13 @@
 #include "http.h"
 #include "store.h"
 
+/* A {queue}, {namespace} or {scope} in a path: 1-64 of A-Z a-z 0-9 . _ -
+ * (the store keeps it behind its tenant, QUEUE_NAME_MAX). */
+#define PATH_NAME_MAX	64
+
+/* The name an answer shows: a stored "tenant:name" without its tenant. */
+const char *route_shown_name(const char *scoped);
+
 struct app {
 	struct store   *store;
 	struct keyring *keys;
@@ -21,6 +28,8 @@ struct app {
 	bool            defer_writes;
 	struct ratelimit *rl;		/* shared by the pool; NULL: no limits */
 };
+/* The quota of the request's tenant (0: none). */
+uint64_t route_max_items(const struct app *app, const struct request *req);
 void route_request(struct app *app, struct request *req, struct response *res);
 
 struct route_entry;
@@ -48,7 +57,8 @@ extern const struct route_entry route_enqueue_entry, route_claim_entry,
 	route_remove_entry, route_status_entry, route_queue_stats_entry,
 	route_queue_list_entry, route_kv_get_entry, route_kv_set_entry,
 	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
-	route_once_entry, route_healthz_entry, route_ping_entry;
+	route_once_entry, route_healthz_entry, route_ping_entry,
+	route_tenant_entry, route_tenants_entry;
 
 /* What a route hands to storage: op (heap) is applied in a transaction,
  * its result rendered as the 200 answer, then released with free_op. */

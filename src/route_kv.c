@@ -80,7 +80,7 @@ render_head(struct json *j, const char *outcome, const struct kv_op *op)
 {
 	json_obj_open(j, NULL);
 	json_bool(j, outcome, op->res.ok);
-	json_str(j, "namespace", op->ns);
+	json_str(j, "namespace", route_shown_name(op->ns));
 	json_str(j, "key", op->key);
 }
 
@@ -120,7 +120,7 @@ render_kv(void *arg, struct json *j)
 	case KV_INCR:
 		json_obj_open(j, NULL);
 		json_int(j, "value", r->counter);
-		json_str(j, "namespace", op->ns);
+		json_str(j, "namespace", route_shown_name(op->ns));
 		json_str(j, "key", op->key);
 		json_int(j, "version", (long long)r->version);
 		if (c->has_mod)
@@ -130,7 +130,7 @@ render_kv(void *arg, struct json *j)
 		break;
 	case KV_STATS:
 		json_obj_open(j, NULL);
-		json_str(j, "namespace", op->ns);
+		json_str(j, "namespace", route_shown_name(op->ns));
 		json_int(j, "keys", (long long)r->stats.keys);
 		json_int(j, "sets", (long long)r->stats.sets);
 		json_int(j, "deletes", (long long)r->stats.deletes);
@@ -182,7 +182,8 @@ kv_route(struct app *app, struct request *req, struct response *res,
 	enum kv_op_kind kind = (enum kv_op_kind)route->kind;
 	enum casq_err err;
 
-	c->op = (struct kv_op){ .kind = kind, .now = req->now, .ns = req->name };
+	c->op = (struct kv_op){ .kind = kind, .now = req->now, .ns = req->scoped,
+	    .max_items = route_max_items(app, req) };
 	if ((err = kv_params(req, c)) != E_OK) {
 		response_error(res, err);
 		kv_call_free(c);

@@ -17,7 +17,7 @@ render_once(void *arg, struct json *j)
 
 	json_obj_open(j, NULL);
 	json_bool(j, "first", op->first);
-	json_str(j, "scope", op->scope);
+	json_str(j, "scope", route_shown_name(op->scope));
 	json_str(j, "id", op->id);
 	if (!op->first) {
 		json_time(j, "first_seen", op->first_seen);
@@ -34,7 +34,8 @@ route_once(struct app *app, struct request *req, struct response *res,
 	struct once_op *op = xcalloc(1, sizeof *op);
 	enum casq_err err;
 
-	*op = (struct once_op){ .now = req->now, .scope = req->name,
+	*op = (struct once_op){ .now = req->now, .scope = req->scoped,
+	    .max_items = route_max_items(app, req),
 	    .ttl_ms = ONCE_TTL_DEFAULT_MS };
 	if ((err = param_text(req, "id", ITEM_KEY_MAX, E_BAD_ID, &op->id)) == E_OK &&
 	    op->id == NULL)

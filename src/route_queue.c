@@ -72,7 +72,7 @@ render_head(struct json *j, const char *outcome, const struct queue_op *op)
 {
 	json_obj_open(j, NULL);
 	json_bool(j, outcome, op->res.ok);
-	json_str(j, "queue", op->queue);
+	json_str(j, "queue", route_shown_name(op->queue));
 	json_str(j, "key", op->res.key);
 }
 
@@ -153,7 +153,7 @@ render_stats(struct json *j, const struct queue_op *op)
 	int64_t age = op->res.oldest_ready_at ? (op->now - op->res.oldest_ready_at) / 1000 : 0;
 
 	json_obj_open(j, NULL);
-	json_str(j, "queue", op->queue);
+	json_str(j, "queue", route_shown_name(op->queue));
 	json_int(j, "ready", (long long)s->ready);
 	json_int(j, "leased", (long long)s->leased);
 	json_int(j, "oldest_ready_age", age);
@@ -220,7 +220,8 @@ queue_route(struct app *app, struct request *req, struct response *res,
 	enum casq_err err;
 
 	c->op = (struct queue_op){ .kind = kind, .now = req->now,
-	    .queue = req->name, .claimant = "" };
+	    .queue = req->scoped, .max_items = route_max_items(app, req),
+	    .claimant = "" };
 	if ((err = queue_op_params(req, &c->op, &c->payload)) != E_OK) {
 		response_error(res, err);
 		queue_call_free(c);

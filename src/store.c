@@ -41,6 +41,7 @@ static const struct {
 	{ "kvns",    offsetof(struct store, kvns) },
 	{ "once",    offsetof(struct store, once) },
 	{ "idem",    offsetof(struct store, idem) },
+	{ "tenants", offsetof(struct store, tenants) },
 };
 
 /* Create the named databases if missing and check the schema record. */
@@ -69,6 +70,18 @@ store_init_dbs(struct store *st, char *why, size_t whylen)
 			goto fail_txn;
 	} else if (rc != 0) {
 		goto fail_txn;
+	} else if (v.mv_size == 1 && *(char *)v.mv_data == '1') {
+		/* The schema before tenants: move it, in this transaction. */
+		if ((rc = store_upgrade_v1(st, txn, why, whylen)) != 0) {
+			mdb_txn_abort(txn);
+			return -1;
+		}
+		log_info("database upgraded to schema %s, its data now tenant %s's "
+		    "(entries moved: %s)", want, DEFAULT_TENANT, why);
+		v.mv_data = want;
+		v.mv_size = strlen(want);
+		if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+			goto fail_txn;
 	} else if (v.mv_size != strlen(want) || memcmp(v.mv_data, want, v.mv_size) != 0) {
 		snprintf(why, whylen, "database schema version %.*s, this casqd needs %s",
 		    (int)v.mv_size, (char *)v.mv_data, want);

@@ -27,8 +27,11 @@
  *      every record back);
  *   5. STORE_MAX_DBS in store.c, when a database is added.
  */
-#define STORE_SCHEMA_VERSION	1
-#define QUEUE_NAME_MAX		64
+#define STORE_SCHEMA_VERSION	2
+/* A queue, namespace or scope as the store keeps it: "tenant:name", the
+ * tenant and the path's name each 1-64 of A-Z a-z 0-9 . _ - (route.c
+ * checks both), so every key starts with its tenant (store_tenant.c). */
+#define QUEUE_NAME_MAX		(TENANT_NAME_MAX + 1 + 64)
 #define ITEM_KEY_MAX		256
 #define CLAIMANT_MAX		128
 #define PAYLOAD_MAX		16384	/* fits a Marketo lead record with room */
@@ -67,7 +70,8 @@ struct store {
 	MDB_dbi  kv;		/* namespace/key -> kv record */
 	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
 	MDB_dbi  once;		/* scope/id -> once record */
-	MDB_dbi  idem;		/* api-key-name/request-id -> stored response */
+	MDB_dbi  idem;		/* tenant:api-key-name/request-id -> stored response */
+	MDB_dbi  tenants;	/* tenant -> struct tenant_usage */
 	/* What sweeps removed since the last "swept:" log line; written
 	 * only by the thread that runs write transactions. */
 	struct sweep_counts swept;
@@ -284,7 +288,8 @@ struct queue_result {
 struct queue_op {
 	enum queue_op_kind kind;
 	int64_t     now;
-	const char *queue;
+	const char *queue;	/* "tenant:name" */
+	uint64_t    max_items;	/* the tenant's quota, 0: none */
 	const char *key;	/* NULL for QOP_POP (and QOP_STATS) */
 	const char *payload;	/* compact JSON text or NULL */
 	size_t      payload_len;
@@ -298,12 +303,14 @@ bool queue_op_writes(const struct queue_op *op);
 enum casq_err queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op);
 void queue_result_free(struct queue_result *res);
 
-/* Call fn for each queue in name order, starting after `after` (or from
- * the first when NULL), at most limit times. */
+/* Call fn for each queue whose name starts with prefix (a tenant's
+ * "tenant:"; "" for all), in name order, starting after prefix + after
+ * (or from the first when after is NULL), at most limit times; fn gets
+ * the name without the prefix. */
 typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
 	const struct queue_stats *stats);
-enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *after,
-	size_t limit, queue_visit_fn fn, void *ctx);
+enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *prefix,
+	const char *after, size_t limit, queue_visit_fn fn, void *ctx);
 
 /* queue_apply as a store_apply_fn. */
 enum casq_err queue_apply_fn(struct store *st, MDB_txn *txn, void *op);
@@ -335,7 +342,8 @@ struct kv_result {
 struct kv_op {
 	enum kv_op_kind kind;
 	int64_t     now;
-	const char *ns, *key;
+	const char *ns, *key;	/* ns: "tenant:name" */
+	uint64_t    max_items;	/* the tenant's quota, 0: none */
 	const char *value;	/* compact JSON */
 	size_t      value_len;
 	bool        has_cas;
@@ -354,7 +362,8 @@ expiry_sweep_fn kv_sweep;
 /* --- once-windows (store_once.c) --- */
 struct once_op {
 	int64_t     now;
-	const char *scope, *id;
+	const char *scope, *id;	/* scope: "tenant:name" */
+	uint64_t    max_items;	/* the tenant's quota, 0: none */
 	int64_t     ttl_ms;
 	/* result */
 	bool        first;
@@ -381,5 +390,38 @@ enum casq_err idem_save(struct store *st, MDB_txn *txn, struct idem_op *op,
 	int status, const char *body, size_t len);
 /* Expiry hook: a stored response's retention ended. */
 expiry_sweep_fn idem_sweep;
+
+/* --- tenants (store_tenant.c) --- */
+/* What a tenant holds, counted by the families as they change it; a
+ * quota (max_items) bounds the sum. On disk in "tenants". */
+struct tenant_usage {
+	uint64_t items;		/* queued: ready or leased */
+	uint64_t values;	/* kv keys, expired ones until swept */
+	uint64_t windows;	/* once-windows, closed ones until swept */
+};
+size_t tenant_len(const char *scoped);
+int  tenant_usage_get(struct store *st, MDB_txn *txn, const char *tenant,
+	size_t len, struct tenant_usage *u);
+/* Add the changes a family made under scoped ("tenant:name"). */
+int  tenant_adjust(struct store *st, MDB_txn *txn, const char *scoped,
+	int64_t items, int64_t values, int64_t windows);
+/* True when the tenant of scoped holds max_items (0: no quota) already:
+ * a new item, value or window is refused (E_QUOTA_EXCEEDED) before the
+ * first write. */
+bool tenant_quota_full(struct store *st, MDB_txn *txn, const char *scoped,
+	uint64_t max_items);
+struct tenant_view {
+	struct tenant_usage usage;
+	uint64_t queues, namespaces;
+};
+enum casq_err tenant_view(struct store *st, MDB_txn *txn, const char *tenant,
+	struct tenant_view *out);
+/* Every tenant that ever held data, in name order. */
+typedef void (*tenant_visit_fn)(void *ctx, const char *tenant);
+enum casq_err tenant_list(struct store *st, MDB_txn *txn, tenant_visit_fn fn,
+	void *ctx);
+/* Schema 1 to 2: every key gets the tenant "default:", in one transaction
+ * (store_upgrade.c). why gets the counts, or the reason it failed. */
+int  store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen);
 
 #endif

@@ -318,6 +318,20 @@ kv_space_refused(struct store *st, MDB_txn *txn, const struct kv_op *op,
 	    len > r.h.value_len;
 }
 
+/* A set or incr that creates a key, past its tenant's quota, is refused
+ * before anything is written (an expired key is still counted). */
+static bool
+kv_quota_refused(struct store *st, MDB_txn *txn, const struct kv_op *op,
+    const struct kv_key *kk)
+{
+	struct kv_rec r;
+
+	if ((op->kind != KV_SET && op->kind != KV_INCR) || op->max_items == 0)
+		return false;
+	return kv_rec_get(st, txn, kk, &r) == MDB_NOTFOUND &&
+	    tenant_quota_full(st, txn, op->ns, op->max_items);
+}
+
 enum casq_err
 kv_apply(struct store *st, MDB_txn *txn, void *arg)
 {
@@ -350,6 +364,8 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	store_key_make(&kk, op->ns, op->key, strlen(op->key));
 	if (kv_space_refused(st, txn, op, &kk))
 		return E_SPACE_REFUSED;
+	if (kv_quota_refused(st, txn, op, &kk))
+		return E_QUOTA_EXCEEDED;
 	switch (op->kind) {
 	case KV_GET:    rc = op_get(st, txn, op, &kk, &s); break;
 	case KV_SET:    rc = op_set(st, txn, op, &kk, &s); break;
@@ -357,8 +373,10 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	case KV_INCR:   rc = op_incr(st, txn, op, &kk, &s); break;
 	case KV_STATS:  break;
 	}
-	if (rc == 0 && memcmp(&s, &before, sizeof s) != 0)
-		rc = ns_put(st, txn, op->ns, nslen, &s);
+	if (rc == 0 && memcmp(&s, &before, sizeof s) != 0 &&
+	    (rc = ns_put(st, txn, op->ns, nslen, &s)) == 0)
+		rc = tenant_adjust(st, txn, op->ns, 0,
+		    (int64_t)s.keys - (int64_t)before.keys, 0);
 	return store_map_error(rc, "kv operation");
 }
 
@@ -386,7 +404,8 @@ kv_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
 	if (rc != 0 || (rc = ns_get(st, txn, ref, nslen, &s)) != 0)
 		return rc;
 	s.expired++;
-	if ((rc = kv_drop(st, txn, &kk, &r, &s)) != 0)
+	if ((rc = kv_drop(st, txn, &kk, &r, &s)) != 0 ||
+	    (rc = tenant_adjust(st, txn, kk.data, 0, -1, 0)) != 0)
 		return rc;
 	return ns_put(st, txn, ref, nslen, &s);
 }

@@ -59,17 +59,25 @@ once_apply(struct store *st, MDB_txn *txn, void *arg)
 	struct once_op *op = arg;
 	struct store_key sk;
 	struct once_rec rec;
+	bool is_new;
 	int rc;
 
 	store_key_make(&sk, op->scope, op->id, strlen(op->id));
 	rc = once_rec_get(st, txn, &sk, &rec);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return store_map_error(rc, "once: read window");
-	op->first = rc == MDB_NOTFOUND || rec.expires_at <= op->now;
+	is_new = rc == MDB_NOTFOUND;
+	op->first = is_new || rec.expires_at <= op->now;
 	/* refused before the first write: a new window in a nearly full
 	 * map adds a record or an expiry entry */
 	if (op->first && store_space_low(st))
 		return E_SPACE_REFUSED;
+	/* a window for a new id counts towards the tenant's quota (a closed
+	 * one is counted until swept, so reopening it adds nothing) */
+	if (is_new && tenant_quota_full(st, txn, op->scope, op->max_items))
+		return E_QUOTA_EXCEEDED;
+	if (is_new && (rc = tenant_adjust(st, txn, op->scope, 0, 0, 1)) != 0)
+		return store_map_error(rc, "once: count window");
 	if (op->first && (rc = window_start(st, txn, &sk, &rec, op)) != 0)
 		return store_map_error(rc, "once: start window");
 	rec.count++;
@@ -102,5 +110,7 @@ once_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
 		return rc;
 	if (rec.expires_at != due)
 		return 0;		/* a new window started since */
-	return mdb_del(txn, st->once, &sk.val, NULL);
+	if ((rc = mdb_del(txn, st->once, &sk.val, NULL)) != 0)
+		return rc;
+	return tenant_adjust(st, txn, sk.data, 0, 0, -1);
 }

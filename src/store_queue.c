@@ -707,19 +707,29 @@ queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
  * The API (store.h): apply an op, list the queues
  *--------------------------------------------------------------------------*/
 
-/* An enqueue of a new item into a nearly full map is refused (507)
- * before anything is read or written; an item queued already is
- * answered as usual, so a full store still says "queued already". */
-static bool
+/* An enqueue of a new item into a nearly full map (507 Storage Full),
+ * or past its tenant's quota (507 Quota Exceeded), is refused before
+ * anything is written; an item queued already is answered as usual, so
+ * a full store still says "queued already". */
+static enum casq_err
 enqueue_refused(struct store *st, MDB_txn *txn, const struct queue_op *op)
 {
 	struct item_key ik;
 	struct item it;
+	bool low;
 
-	if (op->kind != QOP_ENQUEUE || !store_space_low(st))
-		return false;
+	if (op->kind != QOP_ENQUEUE)
+		return E_OK;
+	low = store_space_low(st);
+	if (!low && op->max_items == 0)
+		return E_OK;
 	item_key_make(&ik, op->queue, op->key);
-	return item_get(st, txn, &ik, &it) == MDB_NOTFOUND;
+	if (item_get(st, txn, &ik, &it) != MDB_NOTFOUND)
+		return E_OK;
+	if (low)
+		return E_SPACE_REFUSED;
+	return tenant_quota_full(st, txn, op->queue, op->max_items) ?
+	    E_QUOTA_EXCEEDED : E_OK;
 }
 
 enum casq_err
@@ -727,6 +737,7 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 {
 	struct queue_stats qs, before;
 	struct buf payload = op->res.payload;
+	enum casq_err err;
 	int rc;
 
 	/* Start from a clean result: group commit may apply an op twice
@@ -754,50 +765,53 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	} else if (rc != 0) {
 		return store_map_error(rc, "read queue stats");
 	}
-	if (enqueue_refused(st, txn, op))
-		return E_SPACE_REFUSED;
+	if ((err = enqueue_refused(st, txn, op)) != E_OK)
+		return err;
 	before = qs;
 	if ((rc = queue_dispatch(st, txn, op, &qs)) != 0)
 		return store_map_error(rc, "queue operation");
-	if (memcmp(&qs, &before, sizeof qs) != 0 &&
-	    (rc = stats_put(st, txn, op->queue, &qs)) != 0)
+	if (memcmp(&qs, &before, sizeof qs) == 0)
+		return E_OK;
+	if ((rc = stats_put(st, txn, op->queue, &qs)) != 0 ||
+	    (rc = tenant_adjust(st, txn, op->queue, (int64_t)(qs.ready + qs.leased) -
+	    (int64_t)(before.ready + before.leased), 0, 0)) != 0)
 		return store_map_error(rc, "write queue stats");
 	return E_OK;
 }
 
 enum casq_err
-queue_list(struct store *st, MDB_txn *txn, const char *after, size_t limit,
-    queue_visit_fn fn, void *ctx)
+queue_list(struct store *st, MDB_txn *txn, const char *prefix,
+    const char *after, size_t limit, queue_visit_fn fn, void *ctx)
 {
+	char start[QUEUE_NAME_MAX + 1];
+	size_t plen = strlen(prefix), slen;
 	MDB_cursor *cur;
-	MDB_val k = { 0, NULL }, v;
-	MDB_cursor_op how = MDB_FIRST;
+	MDB_val k, v;
 	int rc;
 
+	slen = (size_t)snprintf(start, sizeof start, "%s%s", prefix, after ? after : "");
+	if (slen >= sizeof start)
+		return E_OK;		/* after a name no queue can have */
 	if ((rc = mdb_cursor_open(txn, st->queues, &cur)) != 0)
 		return store_map_error(rc, "list queues");
-	if (after && *after) {
-		k.mv_size = strlen(after);
-		k.mv_data = (void *)after;
-		how = MDB_SET_RANGE;
-	}
-	for (size_t n = 0; n < limit; n++) {
+	k = (MDB_val){ slen, start };
+	rc = slen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) :
+	    mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (size_t n = 0; n < limit && rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct queue_stats qs;
 
-		if ((rc = mdb_cursor_get(cur, &k, &v, how)) != 0)
-			break;
-		how = MDB_NEXT;
-		if (after && k.mv_size == strlen(after) &&
-		    memcmp(k.mv_data, after, k.mv_size) == 0) {
-			n--;
-			continue;
-		}
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;		/* past the prefix's names */
+		if (after && *after && k.mv_size == slen && memcmp(k.mv_data, start, slen) == 0)
+			continue;	/* after itself */
 		if (v.mv_size != sizeof qs) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
 		memcpy(&qs, v.mv_data, sizeof qs);
-		fn(ctx, k.mv_data, k.mv_size, &qs);
+		fn(ctx, (const char *)k.mv_data + plen, k.mv_size - plen, &qs);
+		n++;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");

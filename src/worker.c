@@ -389,6 +389,7 @@ handle_request(struct exchange *x)
 	req->authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
 	req->api_key = FCGX_GetParam("HTTP_X_API_KEY", fr->envp);
 	req->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
+	req->tenant_header = FCGX_GetParam("HTTP_X_CASQ_TENANT", fr->envp);
 	req->now = clock_now_ms();
 	read_body(fr, req);
 	x->drained = drain_stdin(fr);

@@ -203,7 +203,7 @@ test_open(void)
 	char why[256] = "", got[64];
 	struct store *s, *s2;
 	MDB_txn *txn;
-	MDB_val k = { 14, "schema_version" }, v = { 1, "2" };
+	MDB_val k = { 14, "schema_version" }, v = { 1, "3" };
 
 	diag("--- open");
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -212,7 +212,7 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "1", "store: new environment has schema_version 1");
+	is_str(got, "2", "store: new environment has schema_version 2");
 	store_close(s);
 
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -220,7 +220,7 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "1", "store: schema_version still 1 after reopen");
+	is_str(got, "2", "store: schema_version still 2 after reopen");
 
 	/* Pretend a future casqd wrote the database. */
 	if (store_begin(s, true, &txn) == E_OK) {
@@ -230,8 +230,8 @@ test_open(void)
 	store_close(s);
 	why[0] = '\0';
 	s2 = store_at("open", MAP_DEFAULT, why, sizeof why);
-	ok(s2 == NULL, "store: open refuses schema_version 2");
-	ok(strstr(why, "schema version 2") != NULL,
+	ok(s2 == NULL, "store: open refuses schema_version 3 (a newer casqd's)");
+	ok(strstr(why, "schema version 3") != NULL,
 	    "store: the refusal names the version found (%s)", why);
 	store_close(s2);
 
@@ -656,7 +656,7 @@ list(const char *after, size_t limit)
 	if (store_begin(st, false, &txn) != E_OK)
 		return "(begin failed)";
 	buf_puts(&b, "");
-	err = queue_list(st, txn, after, limit, list_visit, &b);
+	err = queue_list(st, txn, "", after, limit, list_visit, &b);
 	mdb_txn_abort(txn);
 	if (err != E_OK)
 		snprintf(out, sizeof out, "error:%s", err_code(err));

@@ -1,0 +1,206 @@
+/*
+ * store_upgrade.c - schema 1 to 2, at open, in the open's transaction:
+ * every key of every family gets the tenant "default:" in front (the
+ * expiry index's references too), and tenant "default" is given the usage
+ * its data adds up to. One transaction: a crash or a full map leaves the
+ * database as it was, at schema 1. Needs room for a second copy of the
+ * keys while it runs (LMDB copies what it changes); if the map is too
+ * small, casqd says so and a larger --map-size lets it finish.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define TENANT_PREFIX	DEFAULT_TENANT ":"
+/* Entries moved per pass; bounds the copy held in memory, not the
+ * transaction (which holds them all). */
+#define UPGRADE_BATCH_BYTES	(8u << 20)
+
+/* Where in a key the tenant goes: after "<16 hex>/<kind>/" in the expiry
+ * index, at the start everywhere else. */
+static size_t
+tenant_offset(bool expiry)
+{
+	return expiry ? 16 + 1 + 1 + 1 : 0;
+}
+
+static bool
+already_moved(const MDB_val *k, bool expiry)
+{
+	size_t at = tenant_offset(expiry), n = sizeof TENANT_PREFIX - 1;
+
+	return k->mv_size >= at + n && memcmp((char *)k->mv_data + at, TENANT_PREFIX, n) == 0;
+}
+
+struct moved {
+	struct buf keys, values;	/* back to back, lengths in lens */
+	struct buf lens;		/* size_t pairs */
+	size_t     n;
+};
+
+/* Copy up to a batch of entries not yet moved, starting after *from. */
+static int
+collect(MDB_txn *txn, MDB_dbi dbi, bool expiry, struct buf *from, struct moved *m)
+{
+	MDB_cursor *cur;
+	MDB_val k = { from->len, from->data }, v;
+	MDB_cursor_op how = from->len ? MDB_SET_RANGE : MDB_FIRST;
+	int rc;
+
+	m->keys.len = m->values.len = m->lens.len = 0;
+	m->n = 0;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, how); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t lens[2] = { k.mv_size, v.mv_size };
+
+		if (already_moved(&k, expiry))
+			continue;
+		buf_append(&m->keys, k.mv_data, k.mv_size);
+		buf_append(&m->values, v.mv_data, v.mv_size);
+		buf_append(&m->lens, lens, sizeof lens);
+		m->n++;
+		if (m->keys.len + m->values.len >= UPGRADE_BATCH_BYTES)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Delete each collected entry and put it back under its tenant's key. */
+static int
+move(MDB_txn *txn, MDB_dbi dbi, bool expiry, const struct moved *m, struct buf *last)
+{
+	const char *kp = m->keys.data, *vp = m->values.data;
+	char nk[512];
+	int rc;
+
+	for (size_t i = 0; i < m->n; i++) {
+		size_t lens[2], at = tenant_offset(expiry), plen = sizeof TENANT_PREFIX - 1;
+		MDB_val k, v, n;
+
+		memcpy(lens, m->lens.data + i * sizeof lens, sizeof lens);
+		k = (MDB_val){ lens[0], (void *)kp };
+		v = (MDB_val){ lens[1], (void *)vp };
+		if (lens[0] < at || lens[0] + plen > sizeof nk)
+			return MDB_CORRUPTED;	/* no schema-1 key is this long */
+		memcpy(nk, kp, at);
+		memcpy(nk + at, TENANT_PREFIX, plen);
+		memcpy(nk + at + plen, kp + at, lens[0] - at);
+		n = (MDB_val){ lens[0] + plen, nk };
+		if ((rc = mdb_del(txn, dbi, &k, NULL)) != 0 ||
+		    (rc = mdb_put(txn, dbi, &n, &v, 0)) != 0)
+			return rc;
+		last->len = 0;
+		buf_append(last, kp, lens[0]);
+		kp += lens[0];
+		vp += lens[1];
+	}
+	return 0;
+}
+
+static int
+move_db(MDB_txn *txn, MDB_dbi dbi, bool expiry, size_t *count)
+{
+	struct moved m = { 0 };
+	struct buf last = { 0 };
+	int rc;
+
+	*count = 0;
+	do {
+		if ((rc = collect(txn, dbi, expiry, &last, &m)) != 0 ||
+		    (rc = move(txn, dbi, expiry, &m, &last)) != 0)
+			break;
+		*count += m.n;
+	} while (m.n > 0);
+	buf_free(&m.keys);
+	buf_free(&m.values);
+	buf_free(&m.lens);
+	buf_free(&last);
+	return rc;
+}
+
+/* What tenant default holds after the move: queued items from the queue
+ * counters, values from the namespace counters, windows by count. */
+static int
+default_usage(struct store *st, MDB_txn *txn, struct tenant_usage *u,
+    size_t windows)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	memset(u, 0, sizeof *u);
+	u->windows = windows;
+	if ((rc = mdb_cursor_open(txn, st->queues, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct queue_stats qs;
+
+		if (v.mv_size != sizeof qs)
+			continue;
+		memcpy(&qs, v.mv_data, sizeof qs);
+		u->items += qs.ready + qs.leased;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->kvns, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct kv_stats s;
+
+		if (v.mv_size != sizeof s)
+			continue;
+		memcpy(&s, v.mv_data, sizeof s);
+		u->values += s.keys;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen)
+{
+	const struct {
+		const char *name;
+		MDB_dbi     dbi;
+		bool        expiry;
+	} dbs[] = {
+		{ "queues", st->queues, false }, { "items", st->items, false },
+		{ "ready", st->ready, false }, { "leases", st->leases, false },
+		{ "claimed", st->claimed, false }, { "kv", st->kv, false },
+		{ "kvns", st->kvns, false }, { "once", st->once, false },
+		{ "idem", st->idem, false }, { "expiry", st->expiry, true },
+	};
+	size_t count[sizeof dbs / sizeof dbs[0]], len = 0, windows = 0;
+	struct tenant_usage u;
+	MDB_val k = { sizeof DEFAULT_TENANT - 1, (void *)DEFAULT_TENANT };
+	MDB_val v = { sizeof u, &u };
+	int rc;
+
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+		if ((rc = move_db(txn, dbs[i].dbi, dbs[i].expiry, &count[i])) != 0) {
+			snprintf(why, whylen, "upgrading the database to schema 2 (%s): %s%s",
+			    dbs[i].name, mdb_strerror(rc), rc == MDB_MAP_FULL ?
+			    "; start once with a larger --map-size" : "");
+			return rc;
+		} else if (dbs[i].dbi == st->once) {
+			windows = count[i];
+		}
+	if ((rc = default_usage(st, txn, &u, windows)) != 0 ||
+	    (rc = mdb_put(txn, st->tenants, &k, &v, 0)) != 0) {
+		snprintf(why, whylen, "upgrading the database to schema 2 (tenants): %s",
+		    mdb_strerror(rc));
+		return rc;
+	}
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && len < whylen; i++)
+		len += (size_t)snprintf(why + len, whylen - len, "%s%s %zu",
+		    i ? ", " : "", dbs[i].name, count[i]);
+	return 0;
+}

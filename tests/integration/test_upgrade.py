@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The upgrade to tenants: a database written by casqd of schema 1
+(tests/fixtures/schema1.dump, made by tests/fixtures/make-schema1.py) is
+loaded with mdb_load and opened by this casqd, which moves it to schema 2
+in one transaction, its data becoming tenant default's. Every item, claim
+record, lease, delayed item, value, counter, once-window and stored answer
+must survive and still behave: claims, acks, replays, expiry; the log
+names the counts; a database of a newer schema is still refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True     # the source tree may be read-only (distcheck)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from casqtest import Stack, eq, ok, run_main, srcdir  # noqa: E402
+
+
+def fixture(name):
+    return os.path.join(srcdir(), "tests", "fixtures", name)
+
+
+def load_fixture(s):
+    """Replace the stack's database by the fixture, on the fixture's clock."""
+    with open(fixture("schema1.json")) as f:
+        expect = json.load(f)
+    s.stop_casqd()
+    shutil.rmtree(s.data)
+    os.makedirs(s.data)
+    subprocess.run(["mdb_load", "-f", fixture("schema1.dump"), s.data], check=True,
+                   capture_output=True, timeout=60)
+    # casqd's clock a second after the fixture was made: its leases, delays
+    # and ttls are as they were then.
+    s._write_clock(expect["created_ms"] + 1000 - int(time.time() * 1000))
+    s.start_casqd()
+    s.wait_healthy()
+    return expect
+
+
+def main():
+    with Stack(workers=1, test_clock=True) as s:
+        expect = load_fixture(s)
+        with open(s.casqd_log) as f:
+            log = f.read()
+        ok("database upgraded to schema 2, its data now tenant default's" in log and
+           "items 5" in log and "claimed 1" in log and "kv 3" in log and "once 1" in log and "idem 1" in log,
+           "the upgrade is logged with its counts", log[-600:])
+        q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
+        r = s.call("GET", "/v1/tenant")
+        eq((r.get("tenant"), r.get("items"), r.get("values"), r.get("windows"), r.get("queues"),
+            r.get("namespaces")), ("default", 5, 3, 1, 1, 1),
+           "tenant default holds what schema 1 held: 5 queued items, 3 values, 1 window")
+        r = q("status", key="c")
+        eq((r.get("state"), r.get("owner")), ("claimed", "hourly"), "the claim record survived")
+        eq(q("claim", key="c").get("reason"), "claimed", "a late claim of c still loses")
+        eq(q("claim", key="d").get("reason"), "not_ready", "the delayed item is still delayed")
+        r = q("claim", key="a", claimant="new")
+        eq((r.get("claimed"), r.get("payload")), (True, {"email": "a@example.com"}),
+           "the ready item is claimed with its payload")
+        r = q("ack", key="b", token=expect["b_token"])
+        eq(r.get("acked"), True, "the lease taken before the upgrade is acked with its token")
+        r = q("enqueue", key="e", request_id="r1")
+        eq(r.text, expect["r1_answer"], "a retry of a request id stored before the upgrade replays")
+        kv = lambda op, **p: s.call("POST", "/v1/kv/leads/" + op, body=p)  # noqa: E731
+        r = kv("get", key="x")
+        eq((r.get("value"), r.get("version")), ({"plan": "team"}, 2), "a value keeps its text and version")
+        eq(kv("incr", key="n").get("value"), 6, "a counter counts on")
+        r = s.call("POST", "/v1/once/form", body={"id": "1"})
+        eq((r.get("first"), r.get("count")), (False, 2), "the once-window is still open")
+        names = [x["queue"] for x in (s.call("GET", "/v1/queues").json or {}).get("queues", [])]
+        eq(names, ["welcome"], "the queue list shows the queue without its tenant")
+        # expiry after the upgrade: the lease of f (60 s), the ttl of t (3600 s)
+        s.advance(61)
+        eq(q("status", key="f").get("state"), "ready", "the lease of f ran out after the upgrade")
+        eq(q("claim", key="f", claimant="again").get("attempt"), 2, "... and f is claimed (consumed) again")
+        s.advance(3600)
+        eq(kv("get", key="t").get("found"), False, "the ttl of t ran out after the upgrade")
+        eq(s.call("GET", "/v1/tenant").get("items"), 2,
+           "usage follows: a, c and f consumed, b acked; d and e queued")
+        # t counts until the sweep removes it (about once a second)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and s.call("GET", "/v1/tenant").get("values") != 2:
+            time.sleep(0.1)
+        eq(s.call("GET", "/v1/tenant").get("values"), 2, "once swept, t no longer counts: x and n")
+        # a second start finds schema 2 and moves nothing
+        s.restart_casqd()
+        with open(s.casqd_log) as f:
+            eq(f.read().count("database upgraded"), 1, "a restart does not upgrade again")
+        eq(q("status", key="d").get("state"), "ready", "the data is there after the restart")
+
+
+run_main(main)
