@@ -1,7 +1,7 @@
 /*
  * pool.c - the master process: pre-forks the workers, replaces one that
  * dies (backing off only when it keeps failing before it is ready),
- * restarts them all on SIGHUP one by one, and stops them gracefully on
+ * has each reload its keys in place on SIGHUP, and stops them gracefully on
  * SIGTERM/SIGINT. Signal handlers only set flags; the loop below reacts.
  *
  * Restart policy, as php-fpm's and nginx's masters do: a worker that had
@@ -55,7 +55,6 @@ struct slot {
 	int64_t restart_at;	/* when to start it again, if not running */
 	int     backoff_ms;	/* 0: not failing */
 	int     failed_starts;	/* since the slot last had a ready worker */
-	bool    reloading;	/* stopped by SIGHUP: restart at once */
 };
 
 static volatile sig_atomic_t got_term, got_child, got_hup;
@@ -68,7 +67,6 @@ struct pool {
 	const struct config *cfg;
 	struct listener     *listener;
 	struct slot         *slots;
-	int                  reload_next;	/* next slot to restart for SIGHUP, -1: none */
 	sigset_t             waitmask;
 };
 
@@ -135,9 +133,6 @@ slot_spawn(struct pool *p, int i)
 	s->ready_fd = fds[0];
 	s->ready = false;
 	s->pid = pid;
-	if (s->reloading && p->reload_next == i)
-		p->reload_next++;
-	s->reloading = false;
 	log_msg(s->failed_starts ? LOG_DEBUG : LOG_INFO, "worker %d started (pid %ld)",
 	    i, (long)pid);
 }
@@ -206,10 +201,8 @@ reap(struct pool *p, bool stopping)
 			close(s->ready_fd);
 		s->ready_fd = -1;
 		s->pid = 0;
-		if (stopping || s->reloading) {
+		if (stopping) {
 			s->restart_at = clock_now_ms();
-			if (!stopping)
-				log_info("worker pid %ld stopped for reload", (long)pid);
 			continue;
 		}
 		if (WIFSIGNALED(status))
@@ -225,31 +218,13 @@ reap(struct pool *p, bool stopping)
 	}
 }
 
-/* SIGHUP: stop one worker at a time; slot_spawn moves on to the next
- * once the stopped one is back. */
+/* SIGHUP: have every worker read the keys file again, in place (no
+ * worker stops, so no connection nginx keeps is closed), but only if it
+ * still reads here: a worker that cannot read it keeps its keys, but
+ * one started meanwhile would fail. A worker not running reads it when
+ * it starts. */
 static void
-reload_step(struct pool *p)
-{
-	while (p->reload_next >= 0 && p->reload_next < p->cfg->workers) {
-		struct slot *s = &p->slots[p->reload_next];
-
-		if (s->reloading)
-			return;			/* finishing requests or restarting */
-		if (s->pid == 0) {
-			p->reload_next++;	/* down anyway: comes back fresh */
-			continue;
-		}
-		s->reloading = true;
-		kill(s->pid, SIGTERM);
-		return;
-	}
-	p->reload_next = -1;
-}
-
-/* SIGHUP: restart the workers so they read the keys file again, but only
- * if it still reads: a broken file would take every worker down. */
-static void
-reload_begin(struct pool *p)
+reload_keys(struct pool *p)
 {
 	char why[512];
 	struct keyring *kr = keyring_load(p->cfg->keys_file, why, sizeof why);
@@ -267,8 +242,10 @@ reload_begin(struct pool *p)
 		return;
 	}
 	keyring_free(kr);
-	log_info("SIGHUP: restarting workers one by one");
-	p->reload_next = 0;
+	log_info("SIGHUP: workers reload the keys file");
+	for (int i = 0; i < p->cfg->workers; i++)
+		if (p->slots[i].pid)
+			kill(p->slots[i].pid, SIGHUP);
 }
 
 /* Milliseconds until the next scheduled restart, or -1 for none. */
@@ -340,7 +317,7 @@ stop_all(struct pool *p)
 int
 pool_run(const struct config *cfg, struct listener *l)
 {
-	struct pool p = { .cfg = cfg, .listener = l, .reload_next = -1 };
+	struct pool p = { .cfg = cfg, .listener = l };
 	struct sigaction sa = { 0 };
 	sigset_t block, origmask;
 
@@ -379,12 +356,11 @@ pool_run(const struct config *cfg, struct listener *l)
 		poll_ready(&p);
 		if (got_hup) {
 			got_hup = 0;
-			reload_begin(&p);
+			reload_keys(&p);
 		}
 		for (int i = 0; i < cfg->workers; i++)
 			if (p.slots[i].pid == 0 && p.slots[i].restart_at <= clock_now_ms())
 				slot_spawn(&p, i);
-		reload_step(&p);
 		if (!got_term && !got_child && !got_hup)
 			wait_event(&p, next_restart_in(&p));
 	}

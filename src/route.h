@@ -20,7 +20,9 @@ const char *route_shown_name(const char *scoped);
 
 struct app {
 	struct store   *store;
-	struct keyring *keys;
+	/* Swapped by a worker's main thread on SIGHUP (worker.c's
+	 * keys_reload), read by the serving threads. */
+	_Atomic(struct keyring *) keys;
 	int64_t         idem_ttl_ms;	/* how long responses are kept for retries */
 	/* Writes are left in res->pending for the caller to hand to the
 	 * committer (route_call_apply, then route_finish) instead of being

@@ -104,9 +104,21 @@
 /* Those failures are logged at most this often, with their count. */
 #define ACCEPT_LOG_EVERY_MS	1000
 
+/* The keyring in use, replaced on SIGHUP without stopping anything: a
+ * serving thread counts itself into the keyring generation while it
+ * routes a request (the only time it reads the keyring: the key it
+ * found, req->key, is used no longer); a reload swaps the keyring, moves
+ * to the next generation and frees the old keyring once nobody is left
+ * in the old one. Two counters, one per parity, as in userspace RCU. */
+struct keys_guard {
+	atomic_uint gen;
+	atomic_uint in[2];	/* threads routing, by the parity of gen */
+};
+
 struct worker {
 	const struct config *cfg;
 	struct app           app;
+	struct keys_guard    keys_guard;
 	struct committer    *committer;	/* applies and commits writes */
 	struct worker_reply *reply;	/* the completer: answers writes */
 	int                  listen_fd;
@@ -121,12 +133,64 @@ struct worker {
 	int64_t              accept_logged_at;
 };
 
-static volatile sig_atomic_t worker_stop;
+static volatile sig_atomic_t worker_stop, worker_reload;
 
 static void
 on_stop(int sig)
 {
 	worker_stop = 1;
+}
+
+static void
+on_reload(int sig)
+{
+	worker_reload = 1;
+}
+
+/* Count this thread into the current generation; returns it. The
+ * generation is read again after counting: had a reload moved on in
+ * between, its wait could have missed this thread, so count again. */
+static unsigned
+keys_enter(struct keys_guard *g)
+{
+	for (;;) {
+		unsigned gen = atomic_load(&g->gen);
+
+		atomic_fetch_add(&g->in[gen & 1], 1);
+		if (atomic_load(&g->gen) == gen)
+			return gen;
+		atomic_fetch_sub(&g->in[gen & 1], 1);
+	}
+}
+
+static void
+keys_leave(struct keys_guard *g, unsigned gen)
+{
+	atomic_fetch_sub(&g->in[gen & 1], 1);
+}
+
+/* SIGHUP: read the keys file again; on success swap the keyring in and
+ * free the old one once no thread can still be reading it. A file that
+ * does not read (the master checked it, but it may have changed since)
+ * leaves the keys as they are. Nothing stops, so no request is lost. */
+static void
+keys_reload(struct worker *w)
+{
+	struct timespec pause = { 0, 1000000L };	/* 1 ms: a request's routing */
+	struct keyring *kr, *old;
+	char why[512];
+	unsigned gen;
+
+	if ((kr = keyring_load(w->cfg->keys_file, why, sizeof why)) == NULL) {
+		log_error("keys not reloaded, the worker keeps its keys: %s", why);
+		return;
+	}
+	old = atomic_exchange(&w->app.keys, kr);
+	gen = atomic_fetch_add(&w->keys_guard.gen, 1);
+	while (atomic_load(&w->keys_guard.in[gen & 1]) != 0)
+		nanosleep(&pause, NULL);
+	keyring_free(old);
+	log_info("keys reloaded: %zu key(s)", keyring_count(kr));
 }
 
 /* Read the body; one larger than BODY_MAX is left unread, and body_len
@@ -382,6 +446,7 @@ handle_request(struct exchange *x)
 	FCGX_Request *fr = &x->fr;
 	const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
 	const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
+	unsigned gen;
 
 	req->method = method ? method : "GET";
 	req->uri = uri ? uri : FCGX_GetParam("DOCUMENT_URI", fr->envp);
@@ -393,7 +458,9 @@ handle_request(struct exchange *x)
 	req->now = clock_now_ms();
 	read_body(fr, req);
 	x->drained = drain_stdin(fr);
+	gen = keys_enter(&x->w->keys_guard);
 	route_request(app, req, &x->res);
+	keys_leave(&x->w->keys_guard, gen);
 	if (x->res.pending != NULL)
 		committer_submit(x->w->committer, req->now, route_call_apply,
 		    x->res.pending, exchange_committed, x);
@@ -462,12 +529,14 @@ worker_signals(sigset_t *waitmask)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	signal(SIGHUP, SIG_IGN);
+	sa.sa_handler = on_reload;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 	/* The master forks with its signals blocked; the main thread's
 	 * wait opens them all, so SIGTERM lands only there. */
@@ -604,6 +673,10 @@ worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 	while (!worker_stop && getppid() == master && started > 0 &&
 	    !atomic_load(&w.app.store->map_resized)) {
 		pselect(0, NULL, NULL, NULL, &ts, &waitmask);
+		if (worker_reload) {
+			worker_reload = 0;
+			keys_reload(&w);
+		}
 		if (!worker_stop)
 			tick(&w);
 	}

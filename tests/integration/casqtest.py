@@ -733,28 +733,32 @@ class Stack:
 
     # ------------------------------------------------------------ keys
 
-    def restart_workers(self, timeout=30.0):
-        """SIGHUP casqd and wait until every worker is a new process."""
-        old = set(worker_pids(self.casqd.pid))
+    def reload_keys(self, timeout=30.0):
+        """SIGHUP casqd and wait until every worker has reloaded the keys
+        file in place (one "keys reloaded" line each in the log)."""
+        def reloads():
+            with open(self.casqd_log, errors="replace") as f:
+                return f.read().count("keys reloaded:")
+        before = reloads()
         os.kill(self.casqd.pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            now = set(worker_pids(self.casqd.pid))
-            if len(now) == self.workers and not (now & old):
+            if reloads() >= before + self.workers:
                 return
             time.sleep(0.05)
-        raise RuntimeError("workers not restarted after SIGHUP (before %r, now %r)"
-                           % (sorted(old), sorted(worker_pids(self.casqd.pid))))
+        raise RuntimeError("the workers did not reload their keys after SIGHUP "
+                           "(%d of %d); log:\n%s" % (reloads() - before, self.workers,
+                                                     tail(self.casqd_log)))
 
     def add_key(self, name, *attrs, timeout=30.0):
         """Mint a key named name (with --mint-key's attrs), append it to the
-        keys file, SIGHUP casqd and wait until every worker was restarted
-        and the key works; returns the key."""
+        keys file, SIGHUP casqd and wait until every worker reloaded its
+        keys and the key works; returns the key."""
         key, line = mint_key(name, *attrs)
         with open(self.path("keys"), "a") as f:
             f.write("%s\n" % line)
         deadline = time.monotonic() + timeout
-        self.restart_workers(timeout)
+        self.reload_keys(timeout)
         c = self.client(timeout=5)
         good = 0
         try:

@@ -137,7 +137,7 @@ def quota_reload(s, small):
         text = f.read()
     with open(s.path("keys"), "w") as f:
         f.write(text.replace("tenant small max_items=5", "tenant small max_items=6"))
-    s.restart_workers()
+    s.reload_keys()
     for k in ("k6", "k7"):
         r = s.call("POST", "/v1/queues/q/enqueue", body={"key": k}, key=small)
         eq(r.get("enqueued"), True, "after SIGHUP with max_items=6: %s fits (4 held before)" % k)
