@@ -735,6 +735,12 @@ test_keyring_load(void)
 		{ "n:%s rate=1000001\n", ":1:", "a rate over 1000000" },
 		{ "n:%s colour=blue\n", ":1:", "an unknown attribute" },
 		{ "n:%s scope\n", ":1:", "an attribute without a value" },
+		{ "n:%s tenant=a/b\n", ":1:", "a tenant name with '/'" },
+		{ "n:%s tenant=\n", ":1:", "an empty tenant" },
+		{ "n:%s\ntenant t max_items=5\ntenant t max_items=6\n", ":3:", "a tenant's second quota line" },
+		{ "n:%s\ntenant t max_items=0\n", ":2:", "max_items=0" },
+		{ "n:%s\ntenant t\n", ":2:", "a tenant line without max_items" },
+		{ "n:%s\ntenant t max_items=5 rate=3\n", ":2:", "a tenant line with another attribute" },
 	};
 	const struct api_key *k;
 	char text[512], why[256], key[80], line[256];
@@ -777,6 +783,18 @@ test_keyring_load(void)
 	kr = keyring_load(path, why, sizeof why);
 	k = kr ? keyring_match(kr, key) : NULL;
 	ok(k && k->scope == SCOPE_READ && k->rate == 20, "keyring_load: scope=read rate=20 (%s)", kr ? "" : why);
+	ok(k && strcmp(k->tenant, "default") == 0, "keyring_load: a key without tenant= is tenant default's");
+	keyring_free(kr);
+	snprintf(text, sizeof text, "%s tenant=acme scope=admin\ntenant acme max_items=100\n", line);
+	path = write_file("tenant.keys", text);
+	kr = keyring_load(path, why, sizeof why);
+	k = kr ? keyring_match(kr, key) : NULL;
+	ok(k && strcmp(k->tenant, "acme") == 0 && k->scope == SCOPE_ADMIN,
+	    "keyring_load: tenant=acme scope=admin (%s)", kr ? "" : why);
+	ok(kr && keyring_max_items(kr, "acme") == 100 && keyring_max_items(kr, "other") == 0,
+	    "keyring_load: a tenant line sets that tenant's quota only");
+	ok(kr && keyring_tenant_count(kr) == 1 && strcmp(keyring_tenant(kr, 0), "acme") == 0,
+	    "keyring_load: the tenants named, once each");
 	keyring_free(kr);
 }
 
