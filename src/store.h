@@ -424,4 +424,16 @@ enum casq_err tenant_list(struct store *st, MDB_txn *txn, tenant_visit_fn fn,
  * (store_upgrade.c). why gets the counts, or the reason it failed. */
 int  store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen);
 
+/* --- the consistency walk (store_verify.c) --- */
+/* Called once per problem found, with one line of text (no newline). */
+typedef void (*store_verify_report_fn)(void *ctx, const char *problem);
+/* Walk every record in one read transaction (safe beside a running
+ * casqd) and check the invariants docs/storage.md states: indexes against
+ * items, counters against what they count, the expiry index against every
+ * record that ends. Each problem goes to report (which may be NULL) and is
+ * counted in *problems. E_OK when the walk read everything, whatever it
+ * found; an error when LMDB could not read the database. */
+enum casq_err store_verify(struct store *st, store_verify_report_fn report,
+	void *ctx, size_t *problems);
+
 #endif
