@@ -125,6 +125,13 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 	}
 	if (cfg->relaxed)
 		flags |= MDB_NOMETASYNC;
+#ifdef CASQ_TEST_ANSWER_EARLY
+	/* BROKEN ON PURPOSE (./configure --enable-test-answer-early, for
+	 * docs/reliability.md): commits are never flushed, so every answer
+	 * goes out before its write is durable. The crash image test must
+	 * fail on this build; this is the only line the switch changes. */
+	flags |= MDB_NOSYNC;
+#endif
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st->env, cfg->max_readers ?
@@ -142,6 +149,7 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 		    cfg->dir, mdb_strerror(rc));
 		goto fail;
 	}
+	mdb_env_set_userctx(st->env, st);	/* store_commit finds st */
 	if (store_init_dbs(st, why, whylen) != 0)
 		goto fail;
 	store_reader_check(st);
@@ -174,10 +182,43 @@ store_reader_check(struct store *st)
 	return dead;
 }
 
+/*
+ * The disk failed under a write or a flush. After fdatasync reports EIO,
+ * Linux may already have dropped the dirty pages it could not write, and
+ * marked them clean: a second fdatasync would succeed without writing
+ * them (PostgreSQL's "fsyncgate"). LMDB itself only gives up after a
+ * failed meta write (MDB_PANIC from then on); after a failed data flush
+ * it aborts the commit and would happily run the next one. So casq stops
+ * here: no more write transactions or flushes in this process, every
+ * write answered 500, and the worker's loop exits so that the master
+ * starts a fresh process, which opens the environment again from what the
+ * file holds. Errors that leave nothing half-written (ENOSPC, EDQUOT or
+ * MDB_MAP_FULL from a write) are not this: they answer 507 and go on.
+ */
+static void
+store_io_failed(struct store *st, int rc, const char *what)
+{
+	if (!atomic_exchange(&st->io_failed, true))
+		log_error("%s: %s: the disk failed; this process writes nothing more "
+		    "and is replaced", what, mdb_strerror(rc));
+}
+
+static bool
+rc_is_io_failure(int rc)
+{
+	return rc == EIO || rc == MDB_PANIC;
+}
+
 int
 store_sync(struct store *st)
 {
-	return mdb_env_sync(st->env, 1);
+	int rc;
+
+	if (atomic_load(&st->io_failed))
+		return EIO;
+	if (rc_is_io_failure(rc = mdb_env_sync(st->env, 1)))
+		store_io_failed(st, rc, "sync");
+	return rc;
 }
 
 enum casq_err
@@ -203,7 +244,11 @@ store_begin(struct store *st, bool write, MDB_txn **txn)
 	unsigned flags = write ? 0 : MDB_RDONLY;
 	int rc;
 
+	if (write && atomic_load(&st->io_failed))
+		return E_INTERNAL;	/* see store_io_failed */
 	rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	if (rc_is_io_failure(rc))
+		store_io_failed(st, rc, "begin transaction");
 	if (rc == MDB_READERS_FULL && store_reader_check(st) > 0)
 		rc = mdb_txn_begin(st->env, NULL, flags, txn);
 	if (rc == MDB_MAP_RESIZED) {
@@ -222,7 +267,12 @@ store_begin(struct store *st, bool write, MDB_txn **txn)
 enum casq_err
 store_commit(MDB_txn *txn)
 {
-	return store_map_error(mdb_txn_commit(txn), "commit");
+	MDB_env *env = mdb_txn_env(txn);
+	int rc = mdb_txn_commit(txn);
+
+	if (rc_is_io_failure(rc))
+		store_io_failed(mdb_env_get_userctx(env), rc, "commit");
+	return store_map_error(rc, "commit");
 }
 
 enum casq_err

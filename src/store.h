@@ -78,6 +78,11 @@ struct store {
 	int64_t  swept_logged_at;
 	atomic_bool swept_pending;	/* counts wait for the next tick */
 	atomic_bool map_resized;	/* this process must reopen the map */
+	/* A write or flush of the data file failed (EIO, or LMDB's panic
+	 * after a failed meta write): this process no longer knows what is
+	 * on disk, so it writes nothing more and must be replaced
+	 * (docs/storage.md, "When the disk fails"). */
+	atomic_bool io_failed;
 	/* Pages on the free list as of commit free_txnid: counted once per
 	 * commit, not per write (only the writing thread uses these). */
 	size_t   free_count;
@@ -106,7 +111,8 @@ int  store_reader_check(struct store *st);
  * that refuses returns E_SPACE_REFUSED before writing anything, so the
  * transaction stays usable (unlike MDB_MAP_FULL). */
 bool store_space_low(struct store *st);
-/* Flush to disk what relaxed mode has not yet synced. */
+/* Flush to disk what relaxed mode has not yet synced; never again once
+ * io_failed is set (a flush that failed is not retried as if it worked). */
 int  store_sync(struct store *st);
 
 /*

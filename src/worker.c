@@ -671,7 +671,8 @@ worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 	if (started > 0)
 		say_ready(ready_fd);
 	while (!worker_stop && getppid() == master && started > 0 &&
-	    !atomic_load(&w.app.store->map_resized)) {
+	    !atomic_load(&w.app.store->map_resized) &&
+	    !atomic_load(&w.app.store->io_failed)) {
 		pselect(0, NULL, NULL, NULL, &ts, &waitmask);
 		if (worker_reload) {
 			worker_reload = 0;
@@ -689,7 +690,7 @@ worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 	w.reply = NULL;
 	if (cfg->relaxed)
 		store_sync(w.app.store);	/* a graceful stop loses nothing */
-	rc = started > 0 ? 0 : 1;
+	rc = started > 0 && !atomic_load(&w.app.store->io_failed) ? 0 : 1;
 out:
 	committer_stop(w.committer);	/* a start that failed half-way */
 	worker_reply_stop(w.reply);
