@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Linearizable histories through nginx while workers are killed
+(docs/reliability.md).
+
+Clients run concurrent operations on a few kv keys (get, set, cas, incr)
+and a few queues (enqueue, claim by key, pop, ack, release; leases long
+enough never to expire), recording each call's invocation and completion
+time (time.monotonic_ns) and its answer, while casqd's workers are killed
+with SIGKILL every few hundred operations. An answer the client never got
+(a dropped connection, nginx's 503) is an unknown outcome; casqd's own 5xx
+means the operation did not happen. Each key's and each queue's history is
+then checked with tests/crash/lincheck.py against its model: zero
+anomalies. The same histories with an injected double claim and an
+injected lost update must each be reported.
+
+CASQ_LIN_OPS (total operations, at least 10,000 by default) makes it
+longer; script/crashtest sets it."""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "crash"))
+from lincheck import KvModel, Op, QueueModel, check, check_partitions  # noqa: E402
+from casqtest import Stack, comment, eq, ok, run_main, worker_pids  # noqa: E402
+
+TOTAL = int(os.environ.get("CASQ_LIN_OPS", "10000"))
+THREADS = 8
+KV_KEYS = 12
+QUEUES = 12
+QKEYS = 3           # keys per queue: small, so items are fought over
+KILL_EVERY = 600    # completed operations between two worker kills
+LEASE = 3600        # seconds: no lease expires during the run
+
+
+class History:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.parts = {}
+        self.done = 0
+        self.unknown = 0
+        self.statuses = {}
+
+    def add(self, part, model, op):
+        with self.lock:
+            self.parts.setdefault(part, (model, []))[1].append(op)
+            self.done += 1
+            if op.ret is None:
+                self.unknown += 1
+            st = "unknown" if op.ret is None else (op.answer.get("_status", 200))
+            self.statuses[st] = self.statuses.get(st, 0) + 1
+            return self.done
+
+
+def call(c, path, params):
+    """(answer dict or None when unknown, completion time or None)."""
+    try:
+        r = c.call("POST", path, params=params)
+    except Exception:       # noqa: B902 - the outcome is unknown
+        return None, None
+    t = time.monotonic_ns()
+    if r.status in (502, 503, 504):
+        return None, None   # nginx: no worker answered; it may have happened
+    if r.status != 200:
+        d = {"_status": r.status, "reason_phrase": r.reason}
+        try:
+            d.update(r.keys() and {k: r.get(k) for k in r.keys()})
+        except Exception:   # noqa: B902 - a body that is not JSON
+            pass
+        return d, t
+    return {k: r.get(k) for k in r.keys()}, t
+
+
+def kv_op(c, h, rng, client, seen):
+    key = "k%d" % rng.randrange(KV_KEYS)
+    roll = rng.random()
+    if roll < 0.25:
+        callt, path, params = ("get",), "get", {"key": key}
+    elif roll < 0.45:
+        v = rng.randrange(1000)
+        callt, path, params = ("set", v, None), "set", {"key": key, "value": v}
+    elif roll < 0.7:
+        v = rng.randrange(1000)
+        cas = seen.get(key, 0)
+        callt, path, params = ("set", v, cas), "set", {"key": key, "value": v, "cas": cas}
+    else:
+        callt, path, params = ("incr", 1), "incr", {"key": key}
+    inv = time.monotonic_ns()
+    ans, ret = call(c, "/v1/kv/lin/" + path, params)
+    if ans and isinstance(ans.get("version"), int):
+        seen[key] = ans["version"]
+    return h.add("kv " + key, KvModel, Op(inv, ret, callt, ans, client))
+
+
+def queue_op(c, h, rng, client, held):
+    qn = "q%d" % rng.randrange(QUEUES)
+    key = "i%d" % rng.randrange(QKEYS)
+    mine = [k for (q, k) in held if q == qn]
+    roll = rng.random()
+    if roll < 0.3:
+        callt, path, params = ("enqueue", key), "enqueue", {"key": key}
+    elif roll < 0.45:
+        callt, path, params = ("claim", key), "claim", {"key": key, "claimant": "c%d" % client,
+                                                       "lease": LEASE}
+    elif roll < 0.6:
+        callt, path, params = ("pop",), "pop", {"claimant": "c%d" % client, "lease": LEASE}
+    elif mine and roll < 0.85:
+        k = rng.choice(mine)
+        callt, path, params = ("ack", k, held[(qn, k)]), "ack", {"key": k, "token": held[(qn, k)]}
+    elif mine:
+        k = rng.choice(mine)
+        callt, path, params = (("release", k, held[(qn, k)]), "release",
+                               {"key": k, "token": held[(qn, k)]})
+    else:
+        callt, path, params = ("enqueue", key), "enqueue", {"key": key}
+    inv = time.monotonic_ns()
+    ans, ret = call(c, "/v1/queues/%s/%s" % (qn, path), params)
+    if callt[0] in ("claim", "pop") and ans and ans.get("claimed") is True:
+        held[(qn, ans["key"])] = ans["token"]
+    elif callt[0] in ("ack", "release"):
+        held.pop((qn, callt[1]), None)   # done with it, whatever the answer
+    return h.add("queue " + qn, QueueModel, Op(inv, ret, callt, ans, client))
+
+
+def inject_double_claim(parts):
+    """A copy of the histories where a second client also 'wins' the
+    first won claim of some queue, after the first completed."""
+    for name in sorted(parts):
+        model, ops = parts[name]
+        if model is not QueueModel:
+            continue
+        for o in ops:
+            if o.call[0] in ("claim", "pop") and o.ret is not None and \
+                    o.answer.get("claimed") is True:
+                fake = Op(o.ret + 1, o.ret + 2, ("claim", o.answer["key"]),
+                          dict(o.answer, token="f" * 32), 999)
+                return name, model, ops + [fake]
+    return None, None, None
+
+
+def inject_lost_update(parts):
+    """A copy where a second incr answers the value an earlier one did."""
+    for name in sorted(parts):
+        model, ops = parts[name]
+        if model is not KvModel:
+            continue
+        for o in ops:
+            if o.call[0] == "incr" and o.ret is not None and "value" in o.answer:
+                fake = Op(o.ret + 1, o.ret + 2, ("incr", 1), dict(o.answer), 999)
+                return name, model, ops + [fake]
+    return None, None, None
+
+
+def main():
+    h = History()
+    kills = []
+    with Stack(workers=2, tag="casqlin") as s:
+        next_kill = [KILL_EVERY]
+        kill_lock = threading.Lock()
+
+        def maybe_kill(done):
+            with kill_lock:
+                if done < next_kill[0]:
+                    return
+                next_kill[0] += KILL_EVERY
+                pids = worker_pids(s.casqd.pid)
+                if pids:
+                    pid = pids[len(kills) % len(pids)]
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        kills.append(pid)
+                    except ProcessLookupError:
+                        pass
+
+        per_thread = (TOTAL + THREADS - 1) // THREADS
+        errors = []
+
+        def work(i):
+            rng = random.Random(100 + i)
+            c = s.client(timeout=60)
+            seen, held = {}, {}
+            try:
+                for _ in range(per_thread):
+                    if rng.random() < 0.5:
+                        done = kv_op(c, h, rng, i, seen)
+                    else:
+                        done = queue_op(c, h, rng, i, held)
+                    maybe_kill(done)
+            except BaseException as e:  # noqa: B902 - reported below
+                errors.append("%s: %s" % (type(e).__name__, e))
+            finally:
+                c.close()
+
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(THREADS)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        comment("%d operations in %.1f s, %d workers killed; answers: %r"
+                % (h.done, time.monotonic() - t0, len(kills), h.statuses))
+        eq(errors, [], "the clients ran without errors")
+    ok(len(kills) >= TOTAL // KILL_EVERY - 1, "workers were killed during the run (%d)" % len(kills))
+    t0 = time.monotonic()
+    n, anomalies, gave_up = check_partitions(h.parts)
+    comment("checked %d operations in %d histories in %.1f s; %d with unknown outcomes"
+            % (n, len(h.parts), time.monotonic() - t0, h.unknown))
+    ok(n >= TOTAL, "at least %d operations checked (%d)" % (TOTAL, n))
+    for name, detail in anomalies[:5]:
+        comment("anomaly in %s: %s" % (name, detail))
+    eq(len(anomalies), 0, "zero anomalies: every key's and queue's history is linearizable")
+    eq(gave_up, [], "the search finished on every history")
+
+    name, model, ops = inject_double_claim(h.parts)
+    ok(name is not None and check(ops, model)[0] is False,
+       "the recorded history of %s with an injected double claim is an anomaly" % name)
+    name, model, ops = inject_lost_update(h.parts)
+    ok(name is not None and check(ops, model)[0] is False,
+       "the recorded history of %s with an injected lost update is an anomaly" % name)
+
+
+run_main(main)
