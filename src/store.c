@@ -7,10 +7,12 @@
  * store_batch.c.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -198,9 +200,12 @@ store_reader_check(struct store *st)
 static void
 store_io_failed(struct store *st, int rc, const char *what)
 {
-	if (!atomic_exchange(&st->io_failed, true))
-		log_error("%s: %s: the disk failed; this process writes nothing more "
-		    "and is replaced", what, mdb_strerror(rc));
+	if (atomic_exchange(&st->io_failed, true))
+		return;
+	log_error("%s: %s: the disk failed; this process writes nothing more "
+	    "and is replaced", what, mdb_strerror(rc));
+	if (st->stop_on_io_failure)
+		kill(getpid(), SIGTERM);
 }
 
 static bool

@@ -83,6 +83,9 @@ struct store {
 	 * on disk, so it writes nothing more and must be replaced
 	 * (docs/storage.md, "When the disk fails"). */
 	atomic_bool io_failed;
+	/* Set by a worker: on io_failed, SIGTERM this process at once (its
+	 * graceful stop) instead of waiting for the next tick to notice. */
+	bool     stop_on_io_failure;
 	/* Pages on the free list as of commit free_txnid: counted once per
 	 * commit, not per write (only the writing thread uses these). */
 	size_t   free_count;

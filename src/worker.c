@@ -595,6 +595,7 @@ worker_open(struct worker *w, bool quiet)
 		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s", why);
 		return -1;
 	}
+	w->app.store->stop_on_io_failure = true;	/* see store_io_failed */
 	if ((w->reply = worker_reply_start()) == NULL ||
 	    (w->committer = committer_start(w->app.store, COMMIT_BATCH_MAX,
 	    worker_reply_committed, w->reply)) == NULL ||

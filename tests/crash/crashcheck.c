@@ -8,6 +8,7 @@
  *   C queue key      consumed: a claim record and no item
  *   K ns key         a value exists
  *   N ns key n       a counter holds at least n
+ *   A queue key      never happened: neither queued nor consumed
  *
  * Prints "problem: ..." for what the walk found, "missing: ..." for each
  * fact that does not hold, then one summary line. Exit status: 0 all
@@ -51,6 +52,8 @@ fact(struct store *st, MDB_txn *txn, const char *line)
 	switch (kind) {
 	case 'Q':
 		return has(txn, st->items, a, b, NULL) || has(txn, st->claimed, a, b, NULL);
+	case 'A':
+		return !has(txn, st->items, a, b, NULL) && !has(txn, st->claimed, a, b, NULL);
 	case 'C':
 		return has(txn, st->claimed, a, b, NULL) && !has(txn, st->items, a, b, NULL);
 	case 'K':

@@ -38,6 +38,7 @@ HDR = struct.Struct("=IHHIiQQQQQ")
 MAGIC = 0x43455257
 WRITE, SYNC, OPEN, TRUNC = 1, 2, 3, 4
 F_DSYNC = 1
+F_FAULT = 2     # the call met the injected fault
 
 
 class Rec:
@@ -197,6 +198,26 @@ def images(recs, cuts, per_cut, rng):
             ci += 1
         if i < len(recs):
             disk.apply(recs[i])
+
+
+def relaxed_at_risk(recs):
+    """Relaxed mode's windows [(lo, hi)] of acknowledgements a failed
+    flush may have lost for good: from the start of the last successful
+    flush before it to its end. In relaxed mode the meta page of the last
+    commit waits for the next flush; when that flush fails, Linux may
+    drop the page and mark it clean, so no later flush writes it: the
+    commit is lost on a power loss until a newer meta page in the same
+    slot is flushed (docs/storage.md)."""
+    out = []
+    last_ok = 0
+    for r in recs:
+        if r.type != SYNC:
+            continue
+        if r.err == 0:
+            last_ok = r.t0
+        else:
+            out.append((last_ok, r.t1))
+    return out
 
 
 def summary(recs):

@@ -156,12 +156,14 @@ class Workload:
         for t in ts:
             t.join()
 
-    def expect_file(self, path, before=None):
-        """Write the facts acknowledged before t (ns), all when None;
-        returns how many."""
+    def expect_file(self, path, before=None, at_risk=()):
+        """Write the facts acknowledged before t (ns), all when None, and
+        outside the at_risk windows [(lo, hi)]; returns how many."""
         n = 0
         with open(path, "w") as f:
             for t, line in self.facts:
+                if any(lo <= t < hi for lo, hi in at_risk):
+                    continue
                 if before is None or t < before:
                     f.write(line + "\n")
                     n += 1
@@ -189,11 +191,12 @@ def check_images(log, work, relaxed, n_random, per_cut, workdir, seed=7,
            "before_first_flush": 0}
     fig.update(crashimg.summary(recs))
     reports = []
+    at_risk = crashimg.relaxed_at_risk(recs) if relaxed else []
     for i, T, flush_t0, data, mode in crashimg.images(recs, cuts, per_cut, rng):
         before = T
         if relaxed:
             before = min(T, flush_t0) if flush_t0 is not None else 0
-        nfacts = work.expect_file(expect, before)
+        nfacts = work.expect_file(expect, before, at_risk)
         if flush_t0 is None and nfacts == 0:
             # Before the file's first successful flush LMDB's two meta
             # pages may be on the disk in part: such a file is no

@@ -52,6 +52,7 @@
 
 enum wrec_type { WREC_WRITE = 1, WREC_SYNC = 2, WREC_OPEN = 3, WREC_TRUNC = 4 };
 #define WREC_F_DSYNC	1		/* a write on an O_DSYNC/O_SYNC descriptor */
+#define WREC_F_FAULT	2		/* this call met the injected fault */
 
 struct wrec_hdr {
 	uint32_t magic;
@@ -229,18 +230,16 @@ static ssize_t
 do_write(int fd, const struct iovec *iov, int iovcnt, off_t off, int positioned)
 {
 	struct iovec half;
-	size_t total = 0;
 	uint64_t t0 = now_ns();
+	uint16_t flags = tracked[fd] == 2 ? WREC_F_DSYNC : 0;
 	ssize_t r;
 	int err = 0;
 
-	for (int i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
 	if (!positioned)
 		off = lseek(fd, 0, SEEK_CUR);
 	if (fault_now(0)) {
 		if (fault == F_WRITE_ENOSPC) {
-			note(WREC_WRITE, 0, ENOSPC, t0, (uint64_t)off, NULL, 0, 0);
+			note(WREC_WRITE, flags | WREC_F_FAULT, ENOSPC, t0, (uint64_t)off, NULL, 0, 0);
 			errno = ENOSPC;
 			return -1;
 		}
@@ -249,6 +248,7 @@ do_write(int fd, const struct iovec *iov, int iovcnt, off_t off, int positioned)
 		half.iov_len = iov[0].iov_len / 2;
 		iov = &half;
 		iovcnt = 1;
+		flags |= WREC_F_FAULT;
 	}
 	if (positioned)
 		r = iovcnt == 1 ? real_pwrite(fd, iov[0].iov_base, iov[0].iov_len, off) :
@@ -256,9 +256,8 @@ do_write(int fd, const struct iovec *iov, int iovcnt, off_t off, int positioned)
 	else
 		r = real_writev(fd, iov, iovcnt);
 	err = r < 0 ? errno : 0;
-	note(WREC_WRITE, tracked[fd] == 2 ? WREC_F_DSYNC : 0, err, t0, (uint64_t)off,
+	note(WREC_WRITE, flags, err, t0, (uint64_t)off,
 	    iov, iovcnt, r > 0 ? (uint64_t)r : 0);
-	(void)total;
 	errno = err;
 	return r;
 }
@@ -313,7 +312,7 @@ do_sync(int fd, int (*real)(int))
 	if (fault_now(1)) {
 		/* As Linux after a failed writeback: the error is reported
 		 * once, the dirty pages may be gone. Nothing is flushed. */
-		note(WREC_SYNC, 0, EIO, t0, 0, NULL, 0, 0);
+		note(WREC_SYNC, WREC_F_FAULT, EIO, t0, 0, NULL, 0, 0);
 		errno = EIO;
 		return -1;
 	}
