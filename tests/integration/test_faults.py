@@ -112,13 +112,21 @@ def scenario(name, fault, mode, want_status, want_reason, restarts):
            "was acknowledged" % (name, fig["images"]))
 
 
+# Faults are counted from casqd's start: the first commits create the
+# database, so the 12th flush or the 30th write falls among the client's.
+# CASQ_FAULT_AT="12,20,..." runs every scenario once per value (the write
+# faults at 2.5 times it); script/crashtest sets it.
+FAULT_AT = [int(x) for x in os.environ.get("CASQ_FAULT_AT", "12").split(",")]
+
+
 def main():
-    # Faults counted from casqd's start: the first commits create the
-    # database; the 12th flush or the 30th write falls among the client's.
-    scenario("sync-eio", "sync:12:eio", "full", 500, "Internal Error", True)
-    scenario("sync-eio-relaxed", "sync:12:eio", "relaxed", 500, "Internal Error", True)
-    scenario("write-enospc", "write:30:enospc", "full", 507, "Storage Full", False)
-    scenario("write-short", "write:30:short", "full", 500, "Internal Error", True)
+    for n in FAULT_AT:
+        w = n * 5 // 2
+        scenario("sync-eio-%d" % n, "sync:%d:eio" % n, "full", 500, "Internal Error", True)
+        scenario("sync-eio-relaxed-%d" % n, "sync:%d:eio" % n, "relaxed", 500,
+                 "Internal Error", True)
+        scenario("write-enospc-%d" % w, "write:%d:enospc" % w, "full", 507, "Storage Full", False)
+        scenario("write-short-%d" % w, "write:%d:short" % w, "full", 500, "Internal Error", True)
 
 
 run_main(main)
