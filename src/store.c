@@ -100,6 +100,52 @@ fail:
 	return -1;
 }
 
+/*
+ * Write both meta pages back as this process reads them, and flush them,
+ * holding LMDB's writer lock (a write transaction, aborted) so that no
+ * other process writes a meta page meanwhile. Called at every open.
+ *
+ * Why: after a failed fdatasync (or a failed meta write) Linux may have
+ * dropped a meta page it could not write and marked it clean, so the page
+ * cache shows a commit the disk does not have, and no later flush writes
+ * it (docs/storage.md, "When the disk fails"). LMDB reuses the pages of
+ * the commit before the last, trusting that the last one is durable; a
+ * fresh process that went by the cache's meta page would overwrite the
+ * tree the disk still points to, and a power loss then would leave a
+ * broken database. Rewriting the pages dirties them again, and the flush
+ * makes the disk agree with what this process is about to build on. Data
+ * pages need no such care: each commit flushes them before its meta page
+ * is written. Costs two page writes and one flush per worker start.
+ */
+int
+store_resync_meta(struct store *st)
+{
+	MDB_env *env = st->env;
+	MDB_txn *txn;
+	MDB_stat stat;
+	char *page;
+	int fd, rc;
+
+	if ((rc = mdb_env_stat(env, &stat)) != 0 || (rc = mdb_env_get_fd(env, &fd)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+		return rc;
+	page = xmalloc(stat.ms_psize);
+	for (off_t i = 0; i < 2 && rc == 0; i++) {
+		off_t at = i * (off_t)stat.ms_psize;
+
+		errno = 0;
+		if (pread(fd, page, stat.ms_psize, at) != (ssize_t)stat.ms_psize ||
+		    pwrite(fd, page, stat.ms_psize, at) != (ssize_t)stat.ms_psize)
+			rc = errno ? errno : EIO;
+	}
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = errno;
+	free(page);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 static int
 store_adopt_mapsize(MDB_env *env, size_t want)
 {
@@ -154,6 +200,7 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 	mdb_env_set_userctx(st->env, st);	/* store_commit finds st */
 	if (store_init_dbs(st, why, whylen) != 0)
 		goto fail;
+
 	store_reader_check(st);
 	*out = st;
 	return 0;

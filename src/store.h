@@ -107,6 +107,11 @@ int  store_open(const struct store_config *cfg, struct store **out,
 /* Close the environment. \note Stop the committer first: no transaction
  * may be open. */
 void store_close(struct store *st);
+/* Write both meta pages back as this process sees them and flush them
+ * (under the writer lock), before a worker's first write: after a failed
+ * flush the disk may lack a meta page the page cache shows (store.c).
+ * 0 or an errno / LMDB error. */
+int  store_resync_meta(struct store *st);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
 /* True when the map is so full that new data must be refused (507) to

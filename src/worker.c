@@ -579,6 +579,7 @@ worker_open(struct worker *w, bool quiet)
 	const struct config *cfg = w->cfg;
 	struct store_config sc = config_store(cfg);
 	char why[256];
+	int rc;
 
 #ifdef M_ARENA_MAX
 	/* A request is allocated by a serving thread and freed by the
@@ -596,6 +597,11 @@ worker_open(struct worker *w, bool quiet)
 		return -1;
 	}
 	w->app.store->stop_on_io_failure = true;	/* see store_io_failed */
+	if ((rc = store_resync_meta(w->app.store)) != 0) {
+		log_error("worker start failed: cannot rewrite the meta pages: %s",
+		    mdb_strerror(rc));
+		return -1;
+	}
 	if ((w->reply = worker_reply_start()) == NULL ||
 	    (w->committer = committer_start(w->app.store, COMMIT_BATCH_MAX,
 	    worker_reply_committed, w->reply)) == NULL ||
@@ -644,7 +650,9 @@ say_ready(int ready_fd)
  * Blocks on: pselect for the tick (WORKER_TICK_MS) with SIGTERM open;
  *   the tick's sweep waits for its commit (committer_run).
  * Exits: on SIGTERM/SIGINT, when the master is gone, when another
- *   process grew the map, or when no serving thread started.
+ *   process grew the map, when a write or flush of the data file failed
+ *   (store_io_failed: status 1, the master starts a fresh worker), or
+ *   when no serving thread started.
  */
 int
 worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)

@@ -201,22 +201,26 @@ def images(recs, cuts, per_cut, rng):
 
 
 def relaxed_at_risk(recs):
-    """Relaxed mode's windows [(lo, hi)] of acknowledgements a failed
-    flush may have lost for good: from the start of the last successful
-    flush before it to its end. In relaxed mode the meta page of the last
-    commit waits for the next flush; when that flush fails, Linux may
-    drop the page and mark it clean, so no later flush writes it: the
-    commit is lost on a power loss until a newer meta page in the same
-    slot is flushed (docs/storage.md)."""
+    """Relaxed mode's windows (lo, hi, until): acknowledgements between lo
+    and hi (ns) that a failed flush may have lost, for cuts at or before
+    record index until. In relaxed mode the meta page of the last commit
+    waits for the next flush; when that flush fails, Linux may drop the
+    page and mark it clean, so no later flush writes it. The window runs
+    from the start of the last successful flush before the failure to the
+    failure's end, and lasts until the replacement process has rewritten
+    the meta pages and flushed them (store_resync_meta): its first
+    successful flush."""
     out = []
     last_ok = 0
-    for r in recs:
+    for i, r in enumerate(recs):
         if r.type != SYNC:
             continue
         if r.err == 0:
             last_ok = r.t0
-        else:
-            out.append((last_ok, r.t1))
+            continue
+        until = next((j for j in range(i + 1, len(recs)) if recs[j].type == SYNC and
+                      recs[j].err == 0 and recs[j].pid != r.pid), len(recs))
+        out.append((last_ok, r.t1, until))
     return out
 
 

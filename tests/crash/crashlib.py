@@ -34,11 +34,18 @@ class RecStack(Stack):
     """A Stack whose casqd (master and workers) runs with LD_PRELOAD=wrec.so,
     logging to <tmp>/wrec.log; fault: a CASQ_WREC_FAULT spec or None."""
 
-    def __init__(self, fault=None, **kw):
+    def __init__(self, fault=None, casqd=None, **kw):
         kw.setdefault("workers", 1)
         kw.setdefault("tag", "casqcrash")
         super().__init__(**kw)
         self.fault = fault
+        self.casqd_bin = casqd
+
+    def casqd_argv(self):
+        argv = super().casqd_argv()
+        if self.casqd_bin:
+            argv[0] = self.casqd_bin
+        return argv
 
     @property
     def wrec_log(self):
@@ -196,7 +203,8 @@ def check_images(log, work, relaxed, n_random, per_cut, workdir, seed=7,
         before = T
         if relaxed:
             before = min(T, flush_t0) if flush_t0 is not None else 0
-        nfacts = work.expect_file(expect, before, at_risk)
+        nfacts = work.expect_file(expect, before,
+                                  [(lo, hi) for lo, hi, until in at_risk if i <= until])
         if flush_t0 is None and nfacts == 0:
             # Before the file's first successful flush LMDB's two meta
             # pages may be on the disk in part: such a file is no

@@ -12,9 +12,12 @@ tests/crash/crashcheck: LMDB opens it, the consistency walk passes, and
   --durability relaxed: every write acknowledged before the last flush
                         that began before the cut is there.
 
-The real database is checked the same way at the end. A build made with
---enable-test-answer-early (answers before the commit is durable) fails
-this test: script/crashtest --broken shows it.
+The real database is checked the same way at the end. Then the same
+scenario runs on tests/crash/casqd-answer-early, casqd with the one seam
+of --enable-test-answer-early compiled in (store.c: commits are never
+flushed, so answers go out before their writes are durable), and its
+crash images must fail: the test is shown to be able to fail.
+script/crashtest --broken does the same with a whole broken build.
 
 CASQ_CRASH_OPS (ops per client thread) and CASQ_CRASH_RANDOM (random
 cuts) make it longer; script/crashtest sets them."""
@@ -26,13 +29,31 @@ import time
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
-from crashlib import RecStack, Workload, check_images, crashcheck  # noqa: E402
+from crashlib import RecStack, Workload, builddir, check_images, crashcheck  # noqa: E402
 from casqtest import comment, eq, ok, run_main  # noqa: E402
 
 THREADS = 6
 OPS = int(os.environ.get("CASQ_CRASH_OPS", "60"))           # per thread
 N_RANDOM = int(os.environ.get("CASQ_CRASH_RANDOM", "60"))   # random cuts
 PER_CUT = int(os.environ.get("CASQ_CRASH_PER_CUT", "3"))    # images per cut
+
+
+def broken():
+    """The broken seam: its crash images must lose acknowledged writes."""
+    path = os.path.join(builddir(), "tests", "crash", "casqd-answer-early")
+    with RecStack(extra_args=["--durability", "full"], casqd=path) as s:
+        w = Workload(s, tag="b")
+        w.run(THREADS, OPS // 2, seed=4)
+        eq(w.errors, [], "broken: the clients ran without errors")
+        s.stop_casqd()
+        fig, reports = check_images(s.wrec_log, w, False, N_RANDOM // 2, PER_CUT,
+                                    s.path("crash"), seed=13)
+        comment("broken: %s" % fig)
+        for r in reports[:2]:
+            comment("broken: %s" % r)
+        ok(fig["failed"] > 0, "broken: on casqd-answer-early (answers before the "
+           "commit is durable) crash images lose acknowledged writes (%d of %d): "
+           "this test can fail" % (fig["failed"], fig["images"]))
 
 
 def scenario(mode):
@@ -68,6 +89,7 @@ def scenario(mode):
 def main():
     scenario("full")
     scenario("relaxed")
+    broken()
 
 
 run_main(main)
