@@ -598,8 +598,8 @@ worker_open(struct worker *w, bool quiet)
 	}
 	w->app.store->stop_on_io_failure = true;	/* see store_io_failed */
 	if ((rc = store_resync_meta(w->app.store)) != 0) {
-		log_error("worker start failed: cannot rewrite the meta pages: %s",
-		    mdb_strerror(rc));
+		log_msg(quiet ? LOG_DEBUG : LOG_ERROR,
+		    "worker start failed: cannot rewrite the meta pages: %s", mdb_strerror(rc));
 		return -1;
 	}
 	if ((w->reply = worker_reply_start()) == NULL ||
