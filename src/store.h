@@ -199,6 +199,14 @@ const char *store_refusal_name(enum store_refusal r);
  * renewed or replaced it: do nothing); 0 or an LMDB code. */
 typedef int expiry_sweep_fn(struct store *st, MDB_txn *txn, int64_t due,
 	const char *ref, size_t reflen);
+/* The key of the expiry entry "<due>/<kind>/<ref>" into kb; its length,
+ * or 0 when it does not fit (store_verify.c looks entries up with it). */
+#define EXPIRY_KEY_MAX	512
+size_t expiry_key_make(char kb[static EXPIRY_KEY_MAX], int64_t due,
+	enum expiry_kind kind, const char *ref, size_t reflen);
+/* The kind of an index key, or EXPIRY__COUNT for one that is not ours
+ * (the sweep drops it without a hook). */
+enum expiry_kind expiry_kind_of(const MDB_val *k);
 /* Add an expiry entry "<due>/<kind>/<ref>". */
 int  expiry_put(struct store *st, MDB_txn *txn, int64_t due,
 	enum expiry_kind kind, const char *ref, size_t reflen);

@@ -55,25 +55,29 @@ expiry_due(const MDB_val *k)
 	return (int64_t)strtoull(hex, NULL, 16);
 }
 
+size_t
+expiry_key_make(char kb[static EXPIRY_KEY_MAX], int64_t due, enum expiry_kind kind,
+    const char *ref, size_t reflen)
+{
+	int n = snprintf(kb, EXPIRY_KEY_MAX, "%016llx/%c/%.*s",
+	    (unsigned long long)due, expiry_kinds[kind].letter, (int)reflen, ref);
+
+	return n < 0 || n >= EXPIRY_KEY_MAX ? 0 : (size_t)n;
+}
+
 int
 expiry_put(struct store *st, MDB_txn *txn, int64_t due, enum expiry_kind kind,
     const char *ref, size_t reflen)
 {
-	char kb[512];
-	MDB_val k, empty = { 0, "" };
-	int n = snprintf(kb, sizeof kb, "%016llx/%c/%.*s",
-	    (unsigned long long)due, expiry_kinds[kind].letter, (int)reflen, ref);
+	char kb[EXPIRY_KEY_MAX];
+	MDB_val k = { expiry_key_make(kb, due, kind, ref, reflen), kb }, empty = { 0, "" };
 
-	if (n < 0 || (size_t)n >= sizeof kb)
+	if (k.mv_size == 0)
 		return MDB_BAD_VALSIZE;
-	k.mv_size = (size_t)n;
-	k.mv_data = kb;
 	return mdb_put(txn, st->expiry, &k, &empty, 0);
 }
 
-/* The kind of an index key, or EXPIRY__COUNT for one that is not ours
- * (dropped without a hook). */
-static enum expiry_kind
+enum expiry_kind
 expiry_kind_of(const MDB_val *k)
 {
 	const char *p = (const char *)k->mv_data;

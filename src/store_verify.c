@@ -192,13 +192,13 @@ lookup(struct verify *v, MDB_dbi dbi, const void *key, size_t len, MDB_val *val)
 }
 
 static bool
-expiry_has(struct verify *v, int64_t due, char kind, const void *ref, size_t reflen)
+expiry_has(struct verify *v, int64_t due, enum expiry_kind kind, const void *ref,
+    size_t reflen)
 {
-	char kb[600];
-	int n = snprintf(kb, sizeof kb, "%016llx/%c/%.*s",
-	    (unsigned long long)due, kind, (int)reflen, (const char *)ref);
+	char kb[EXPIRY_KEY_MAX];
+	size_t n = expiry_key_make(kb, due, kind, ref, reflen);
 
-	return n > 0 && (size_t)n < sizeof kb && lookup(v, v->st->expiry, kb, (size_t)n, NULL);
+	return n > 0 && lookup(v, v->st->expiry, kb, n, NULL);
 }
 
 /* Run fn on every record of dbi; false when the walk itself failed. */
@@ -303,7 +303,7 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 		else if (idx.mv_size != k->mv_size - ql - 1 ||
 		    memcmp(idx.mv_data, (const char *)k->mv_data + ql + 1, idx.mv_size) != 0)
 			problem(v, "leases: entry %s names another key than '%s'", ik, s);
-		if (!expiry_has(v, lease_until, 'l', k->mv_data, k->mv_size))
+		if (!expiry_has(v, lease_until, EXPIRY_LEASE, k->mv_data, k->mv_size))
 			problem(v, "items: the lease of '%s' has no expiry entry", s);
 	} else {
 		problem(v, "items: '%s' has state %u (1 ready, 2 leased)", s, state);
@@ -364,7 +364,7 @@ visit_claimed(struct verify *v, const MDB_val *k, const MDB_val *d)
 	}
 	if (prefix_len(k) == 0 || queue_find(v, k->mv_data, prefix_len(k)) == NULL)
 		problem(v, "claimed: '%s' belongs to a queue without a record", s);
-	if (!expiry_has(v, (int64_t)rd64(d->mv_data) + CLAIM_RECORD_TTL_MS, 'c',
+	if (!expiry_has(v, (int64_t)rd64(d->mv_data) + CLAIM_RECORD_TTL_MS, EXPIRY_CLAIM,
 	    k->mv_data, k->mv_size))
 		problem(v, "claimed: the record of '%s' has no expiry entry", s);
 }
@@ -427,7 +427,7 @@ visit_kv(struct verify *v, const MDB_val *k, const MDB_val *d)
 		n->keys++;
 	if (version == 0)
 		problem(v, "kv: '%s' has version 0 (versions start at 1)", s);
-	if (expires_at != 0 && !expiry_has(v, expires_at, 'k', k->mv_data, k->mv_size))
+	if (expires_at != 0 && !expiry_has(v, expires_at, EXPIRY_VALUE, k->mv_data, k->mv_size))
 		problem(v, "kv: the ttl of '%s' has no expiry entry", s);
 }
 
@@ -448,7 +448,7 @@ visit_once(struct verify *v, const MDB_val *k, const MDB_val *d)
 	shown(k->mv_data, k->mv_size, s);
 	if (d->mv_size != ONCE_REC_SIZE)
 		problem(v, "once: '%s' has a record of %zu bytes", s, d->mv_size);
-	else if (!expiry_has(v, (int64_t)rd64((const char *)d->mv_data + 8), 'o',
+	else if (!expiry_has(v, (int64_t)rd64((const char *)d->mv_data + 8), EXPIRY_ONCE,
 	    k->mv_data, k->mv_size))
 		problem(v, "once: the window of '%s' has no expiry entry", s);
 }
@@ -462,7 +462,7 @@ visit_idem(struct verify *v, const MDB_val *k, const MDB_val *d)
 	shown(k->mv_data, k->mv_size, s);
 	if (d->mv_size < IDEM_HDR_SIZE || d->mv_size != IDEM_HDR_SIZE + rd32(p + 52))
 		problem(v, "idem: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
-	else if (!expiry_has(v, (int64_t)rd64(p + 40), 'i', k->mv_data, k->mv_size))
+	else if (!expiry_has(v, (int64_t)rd64(p + 40), EXPIRY_RESPONSE, k->mv_data, k->mv_size))
 		problem(v, "idem: the answer kept for '%s' has no expiry entry", s);
 }
 
@@ -473,8 +473,8 @@ visit_expiry(struct verify *v, const MDB_val *k, const MDB_val *d)
 	const char *p = k->mv_data;
 	char s[201];
 
-	if (k->mv_size < 20 || p[16] != '/' || p[18] != '/' ||
-	    strspn(p, "0123456789abcdef") < 16 || strchr("clkoi", p[17]) == NULL)
+	if (k->mv_size < 20 || expiry_kind_of(k) == EXPIRY__COUNT ||
+	    strspn(p, "0123456789abcdef") < 16)
 		problem(v, "expiry: malformed entry '%s'", shown(p, k->mv_size, s));
 }
 
