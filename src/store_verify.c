@@ -13,7 +13,9 @@
  *   - every record that ends at a known time (a lease, a claim record, a
  *     value with a ttl, a once-window, a stored answer) has its entry in
  *     "expiry", so the sweep will find it;
- *   - each namespace's key counter equals its values.
+ *   - each namespace's key counter equals its values;
+ *   - each tenant's usage (items, values, windows) equals what its part
+ *     of "items", "kv" and "once" holds.
  *
  * It reads the layouts itself, from the documented format, rather than
  * through the families' decoders: a checker that shared their bugs would
@@ -54,6 +56,13 @@ struct nscount {
 	uint64_t        keys;
 };
 
+struct tcount {
+	char                name[TENANT_NAME_MAX + 1];
+	uint64_t            items, values, windows;
+	bool                has_record;
+	struct tenant_usage usage;
+};
+
 struct verify {
 	struct store  *st;
 	MDB_txn       *txn;
@@ -64,7 +73,30 @@ struct verify {
 	size_t         nq;
 	struct nscount *ns;
 	size_t         nns;
+	struct tcount *t;	/* few tenants: a linear search will do */
+	size_t         nt;
 };
+
+/* The tenant counted under the "tenant:" part of key k, added when new;
+ * NULL for a key without one (reported by the walks of the families). */
+static struct tcount *
+tenant_of(struct verify *v, const MDB_val *k)
+{
+	const char *colon = memchr(k->mv_data, ':', k->mv_size);
+	size_t len = colon ? (size_t)(colon - (const char *)k->mv_data) : 0;
+	struct tcount *t;
+
+	if (len == 0 || len > TENANT_NAME_MAX)
+		return NULL;
+	for (size_t i = 0; i < v->nt; i++)
+		if (strlen(v->t[i].name) == len && memcmp(v->t[i].name, k->mv_data, len) == 0)
+			return &v->t[i];
+	v->t = xrealloc(v->t, (v->nt + 1) * sizeof *v->t);
+	t = &v->t[v->nt++];
+	memset(t, 0, sizeof *t);
+	memcpy(t->name, k->mv_data, len);
+	return t;
+}
 
 static void __attribute__((format(printf, 2, 3)))
 problem(struct verify *v, const char *fmt, ...)
@@ -252,6 +284,7 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 	size_t ql = prefix_len(k);
 	char s[201], ik[INDEX_KEY_BUF];
 	struct qcount *q;
+	struct tcount *t;
 	uint8_t state;
 	uint64_t seq;
 	int64_t ready_at, lease_until;
@@ -263,6 +296,8 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 		problem(v, "items: key '%s' is not queue/key", s);
 		return;
 	}
+	if ((t = tenant_of(v, k)) != NULL)
+		t->items++;
 	if (d->mv_size < ITEM_HDR_SIZE ||
 	    d->mv_size != ITEM_HDR_SIZE + rd16(p + 2) + rd32(p + 40)) {
 		problem(v, "items: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
@@ -410,6 +445,7 @@ visit_kv(struct verify *v, const MDB_val *k, const MDB_val *d)
 	const char *p = d->mv_data;
 	size_t nl = prefix_len(k);
 	struct nscount *n;
+	struct tcount *t;
 	uint64_t version;
 	int64_t expires_at;
 	char s[201];
@@ -421,6 +457,8 @@ visit_kv(struct verify *v, const MDB_val *k, const MDB_val *d)
 	}
 	version = rd64(p);
 	expires_at = (int64_t)rd64(p + 16);
+	if ((t = tenant_of(v, k)) != NULL)
+		t->values++;
 	if (nl == 0 || (n = ns_find(v, k->mv_data, nl)) == NULL)
 		problem(v, "kv: '%s' belongs to a namespace without a record", s);
 	else
@@ -443,9 +481,12 @@ check_ns_counts(struct verify *v)
 static void
 visit_once(struct verify *v, const MDB_val *k, const MDB_val *d)
 {
+	struct tcount *t;
 	char s[201];
 
 	shown(k->mv_data, k->mv_size, s);
+	if ((t = tenant_of(v, k)) != NULL)
+		t->windows++;
 	if (d->mv_size != ONCE_REC_SIZE)
 		problem(v, "once: '%s' has a record of %zu bytes", s, d->mv_size);
 	else if (!expiry_has(v, (int64_t)rd64((const char *)d->mv_data + 8), EXPIRY_ONCE,
@@ -476,6 +517,42 @@ visit_expiry(struct verify *v, const MDB_val *k, const MDB_val *d)
 	if (k->mv_size < 20 || expiry_kind_of(k) == EXPIRY__COUNT ||
 	    strspn(p, "0123456789abcdef") < 16)
 		problem(v, "expiry: malformed entry '%s'", shown(p, k->mv_size, s));
+}
+
+static void
+visit_tenant(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	MDB_val scoped = { k->mv_size + 1, NULL };
+	char s[201], buf[TENANT_NAME_MAX + 2];
+	struct tcount *t;
+
+	shown(k->mv_data, k->mv_size, s);
+	if (k->mv_size == 0 || k->mv_size > TENANT_NAME_MAX ||
+	    d->mv_size != sizeof t->usage) {
+		problem(v, "tenants: bad record for '%s' (%zu bytes)", s, d->mv_size);
+		return;
+	}
+	memcpy(buf, k->mv_data, k->mv_size);
+	buf[k->mv_size] = ':';
+	scoped.mv_data = buf;
+	t = tenant_of(v, &scoped);
+	t->has_record = true;
+	memcpy(&t->usage, d->mv_data, sizeof t->usage);
+}
+
+static void
+check_tenant_counts(struct verify *v)
+{
+	for (size_t i = 0; i < v->nt; i++) {
+		const struct tcount *t = &v->t[i];
+
+		if (t->usage.items != t->items || t->usage.values != t->values ||
+		    t->usage.windows != t->windows)
+			problem(v, "tenants: '%s' counts %" PRIu64 " items, %" PRIu64
+			    " values, %" PRIu64 " windows; the data says %" PRIu64 ", %"
+			    PRIu64 ", %" PRIu64, t->name, t->usage.items, t->usage.values,
+			    t->usage.windows, t->items, t->values, t->windows);
+	}
 }
 
 static void
@@ -512,14 +589,17 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	    walk(&v, st->kv, "kv", visit_kv) &&
 	    walk(&v, st->once, "once", visit_once) &&
 	    walk(&v, st->idem, "idem", visit_idem) &&
-	    walk(&v, st->expiry, "expiry", visit_expiry);
+	    walk(&v, st->expiry, "expiry", visit_expiry) &&
+	    walk(&v, st->tenants, "tenants", visit_tenant);
 	if (walked) {
 		check_queue_counts(&v);
 		check_ns_counts(&v);
+		check_tenant_counts(&v);
 	}
 	mdb_txn_abort(v.txn);
 	free(v.q);
 	free(v.ns);
+	free(v.t);
 	if (problems)
 		*problems = v.problems;
 	return walked ? E_OK : E_INTERNAL;

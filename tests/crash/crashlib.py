@@ -73,6 +73,11 @@ class RecStack(Stack):
             return struct.unpack("=QQQQ", f.read(32))[3]
 
 
+# The tenant of the harness's API key: stored names are "tenant:name"
+# (docs/storage.md), so the facts name what is stored.
+TENANT = "default"
+
+
 class Workload:
     """Clients doing writes whose answers are facts (crashcheck's format),
     each stamped with time.monotonic_ns() when the answer arrived:
@@ -106,7 +111,7 @@ class Workload:
             t = time.monotonic_ns()
             self._count(r, "enqueue cq/" + k)
             if r.status == 200 and r.get("enqueued") is True:
-                self._note(t, "Q cq %s" % k)
+                self._note(t, "Q %s:cq %s" % (TENANT, k))
                 mine.append(k)
         elif roll < 0.5:
             key = mine.pop(rng.randrange(len(mine)))
@@ -114,31 +119,31 @@ class Workload:
             t = time.monotonic_ns()
             self._count(r, "claim cq/" + key)
             if r.status == 200 and r.get("claimed") is True:
-                self._note(t, "C cq %s" % key)
+                self._note(t, "C %s:cq %s" % (TENANT, key))
         elif roll < 0.6:
             r = c.call("POST", "/v1/queues/cp/enqueue", params={"key": k})
             t = time.monotonic_ns()
             self._count(r, "enqueue cp/" + k)
             if r.status == 200 and r.get("enqueued") is True:
-                self._note(t, "Q cp %s" % k)
+                self._note(t, "Q %s:cp %s" % (TENANT, k))
         elif roll < 0.7:
             r = c.call("POST", "/v1/queues/cp/pop", params={"claimant": "t%d" % i})
             t = time.monotonic_ns()
             self._count(r, "pop cp")
             if r.status == 200 and r.get("claimed") is True:
-                self._note(t, "C cp %s" % r.get("key"))
+                self._note(t, "C %s:cp %s" % (TENANT, r.get("key")))
         elif roll < 0.85:
             r = c.call("POST", "/v1/kv/cn/set", params={"key": k, "value": n})
             t = time.monotonic_ns()
             self._count(r, "set cn/" + k)
             if r.status == 200 and r.get("ok") is True:
-                self._note(t, "K cn %s" % k)
+                self._note(t, "K %s:cn %s" % (TENANT, k))
         else:
             r = c.call("POST", "/v1/kv/cn/incr", params={"key": "ctr"})
             t = time.monotonic_ns()
             self._count(r, "incr cn/ctr")
             if r.status == 200 and isinstance(r.get("value"), int):
-                self._note(t, "N cn ctr %d" % r.get("value"))
+                self._note(t, "N %s:cn ctr %d" % (TENANT, r.get("value")))
 
     def run(self, threads, ops_per_thread, seed=1, between=None):
         """threads clients, ops_per_thread each; between(i, n), when given,

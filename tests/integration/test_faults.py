@@ -28,7 +28,7 @@ import time
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
-from crashlib import RecStack, Workload, check_images, crashcheck  # noqa: E402
+from crashlib import TENANT, RecStack, Workload, check_images, crashcheck  # noqa: E402
 import crashimg  # noqa: E402
 from casqtest import comment, eq, ok, run_main  # noqa: E402
 
@@ -51,7 +51,7 @@ def scenario(name, fault, mode, want_status, want_reason, restarts):
             answers.append((k, r.status, r.reason, r.get("error") if js else None,
                             r.get("message") if js else None))
             if r.status == 200 and r.get("enqueued") is True:
-                w.facts.append((t, "Q fq %s" % k))
+                w.facts.append((t, "Q %s:fq %s" % (TENANT, k)))
                 if s.faults_fired():
                     n_after += 1
                     if n_after >= AFTER:
@@ -109,7 +109,7 @@ def scenario(name, fault, mode, want_status, want_reason, restarts):
             for a in bad:
                 k = a[0]
                 if a not in unknown:
-                    f.write("A fq %s\n" % k)
+                    f.write("A %s:fq %s\n" % (TENANT, k))
         rc, out = crashcheck(s.data, expect)
         eq(rc, 0, "%s: the database passes the walk, holds every acknowledged "
            "write and none that failed: %s" % (name, out.strip().splitlines()[-1]))

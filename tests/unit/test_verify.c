@@ -7,7 +7,8 @@
  * never make, is reported by name: an index entry without its item, an
  * item without its index entry, a wrong counter, a lease or ttl without
  * its expiry entry, an item and a claim record for the same key, a record
- * that does not decode.
+ * that does not decode, a tenant's usage that differs from its data.
+ * Names are scoped with a tenant ("acme:welcome"), as the routes store them.
  */
 #include <ftw.h>
 #include <stdio.h>
@@ -168,24 +169,24 @@ populate(void)
 {
 	char dir[300], why[256];
 	struct store_config cfg = { .dir = dir, .map_size = 16 << 20 };
-	struct idem_op io = { .id = "k1/req-1", .now = T0, .ttl_ms = 86400000 };
+	struct idem_op io = { .id = "acme:k1/req-1", .now = T0, .ttl_ms = 86400000 };
 
 	snprintf(dir, sizeof dir, "%s/db", tmproot);
 	if (store_open(&cfg, &st, why, sizeof why) != 0)
 		bail_out("store_open: %s", why);
-	q(QOP_ENQUEUE, "welcome", "a", 0, 0);
-	q(QOP_ENQUEUE, "welcome", "b", 0, 0);
-	q(QOP_ENQUEUE, "welcome", "c", 0, 0);
-	q(QOP_ENQUEUE, "welcome", "later", 0, 3600000);
-	q(QOP_ENQUEUE, "welcome.2", "x", 0, 0);
-	q(QOP_CLAIM, "welcome", "a", 0, 0);		/* consumed: a claim record */
-	q(QOP_CLAIM, "welcome", "b", 600000, 0);	/* leased */
-	kv(KV_SET, "ns", "plain", "\"v\"", 0);
-	kv(KV_SET, "ns", "ttl", "1", 60000);
-	kv(KV_INCR, "ns", "n", NULL, 0);
-	kv(KV_SET, "ns", "gone", "2", 0);
-	kv(KV_DELETE, "ns", "gone", NULL, 0);
-	once("s", "id1");
+	q(QOP_ENQUEUE, "acme:welcome", "a", 0, 0);
+	q(QOP_ENQUEUE, "acme:welcome", "b", 0, 0);
+	q(QOP_ENQUEUE, "acme:welcome", "c", 0, 0);
+	q(QOP_ENQUEUE, "acme:welcome", "later", 0, 3600000);
+	q(QOP_ENQUEUE, "acme:welcome.2", "x", 0, 0);
+	q(QOP_CLAIM, "acme:welcome", "a", 0, 0);		/* consumed: a claim record */
+	q(QOP_CLAIM, "acme:welcome", "b", 600000, 0);	/* leased */
+	kv(KV_SET, "acme:ns", "plain", "\"v\"", 0);
+	kv(KV_SET, "acme:ns", "ttl", "1", 60000);
+	kv(KV_INCR, "acme:ns", "n", NULL, 0);
+	kv(KV_SET, "acme:ns", "gone", "2", 0);
+	kv(KV_DELETE, "acme:ns", "gone", NULL, 0);
+	once("acme:s", "id1");
 	if (store_run(st, true, T0, idem_cb, &io) != E_OK)
 		bail_out("idem_save failed");
 }
@@ -207,18 +208,18 @@ test_index_without_item(void)
 	char ready[200];
 	struct seen s;
 
-	raw_first(st->ready, "welcome/", ready, sizeof ready);
-	raw(st->ready, "welcome/0000000000000001/00000000000000ff", "ghost", 5);
+	raw_first(st->ready, "acme:welcome/", ready, sizeof ready);
+	raw(st->ready, "acme:welcome/0000000000000001/00000000000000ff", "ghost", 5);
 	verify(&s);
-	ok(reported(&s, "ready: entry 'welcome/0000000000000001/00000000000000ff'", "does not exist"),
+	ok(reported(&s, "ready: entry 'acme:welcome/0000000000000001/00000000000000ff'", "does not exist"),
 	    "index entry without an item: reported");
-	raw(st->ready, "welcome/0000000000000001/00000000000000ff", NULL, 0);
+	raw(st->ready, "acme:welcome/0000000000000001/00000000000000ff", NULL, 0);
 
 	raw(st->ready, ready, NULL, 0);
 	verify(&s);
-	ok(reported(&s, "items: ready 'welcome/", "no entry in the ready index"),
+	ok(reported(&s, "items: ready 'acme:welcome/", "no entry in the ready index"),
 	    "ready item without its index entry: reported");
-	ok(reported(&s, "queues: 'welcome' counts", NULL) == false,
+	ok(reported(&s, "queues: 'acme:welcome' counts", NULL) == false,
 	    "  (the counters still match: not blamed)");
 }
 
@@ -227,32 +228,42 @@ test_wrong_counter(void)
 {
 	struct queue_stats qs;
 	unsigned char kvs[56];
+	struct tenant_usage tu;
 	struct seen s;
 
-	raw_get(st->queues, "welcome.2", &qs, sizeof qs);
+	raw_get(st->queues, "acme:welcome.2", &qs, sizeof qs);
 	qs.ready++;
-	raw(st->queues, "welcome.2", &qs, sizeof qs);
+	raw(st->queues, "acme:welcome.2", &qs, sizeof qs);
 	verify(&s);
-	ok(reported(&s, "queues: 'welcome.2' counts 2 ready, the items say 1", NULL),
+	ok(reported(&s, "queues: 'acme:welcome.2' counts 2 ready, the items say 1", NULL),
 	    "a wrong ready counter: reported");
 	qs.ready--;
 	qs.leased = 3;
-	raw(st->queues, "welcome.2", &qs, sizeof qs);
+	raw(st->queues, "acme:welcome.2", &qs, sizeof qs);
 	verify(&s);
-	ok(reported(&s, "queues: 'welcome.2' counts 3 leased, the items say 0", NULL),
+	ok(reported(&s, "queues: 'acme:welcome.2' counts 3 leased, the items say 0", NULL),
 	    "a wrong leased counter: reported");
 	qs.leased = 0;
 	qs.next_seq = 0;
-	raw(st->queues, "welcome.2", &qs, sizeof qs);
+	raw(st->queues, "acme:welcome.2", &qs, sizeof qs);
 	verify(&s);
-	ok(reported(&s, "items: 'welcome.2/x' has seq", "next_seq 0"),
+	ok(reported(&s, "items: 'acme:welcome.2/x' has seq", "next_seq 0"),
 	    "a next_seq below an item's seq: reported");
 
-	raw_get(st->kvns, "ns", kvs, sizeof kvs);
-	kvs[8]++;	/* keys */
-	raw(st->kvns, "ns", kvs, sizeof kvs);
+	raw_get(st->tenants, "acme", &tu, sizeof tu);
+	tu.items += 2;
+	raw(st->tenants, "acme", &tu, sizeof tu);
 	verify(&s);
-	ok(reported(&s, "kvns: 'ns' counts 4 keys, the values say 3", NULL),
+	ok(reported(&s, "tenants: 'acme' counts 6 items, 3 values, 1 windows; the data says 4, 3, 1", NULL),
+	    "a wrong tenant usage counter: reported");
+	tu.items -= 2;
+	raw(st->tenants, "acme", &tu, sizeof tu);
+
+	raw_get(st->kvns, "acme:ns", kvs, sizeof kvs);
+	kvs[8]++;	/* keys */
+	raw(st->kvns, "acme:ns", kvs, sizeof kvs);
+	verify(&s);
+	ok(reported(&s, "kvns: 'acme:ns' counts 4 keys, the values say 3", NULL),
 	    "a wrong key counter: reported");
 }
 
@@ -269,15 +280,15 @@ test_missing_expiry(void)
 		raw(st->expiry, key, NULL, 0);
 	}
 	verify(&s);
-	ok(reported(&s, "items: the lease of 'welcome/b' has no expiry entry", NULL),
+	ok(reported(&s, "items: the lease of 'acme:welcome/b' has no expiry entry", NULL),
 	    "a lease without its expiry entry: reported");
-	ok(reported(&s, "kv: the ttl of 'ns/ttl' has no expiry entry", NULL),
+	ok(reported(&s, "kv: the ttl of 'acme:ns/ttl' has no expiry entry", NULL),
 	    "a ttl without its expiry entry: reported");
-	ok(reported(&s, "claimed: the record of 'welcome/a' has no expiry entry", NULL),
+	ok(reported(&s, "claimed: the record of 'acme:welcome/a' has no expiry entry", NULL),
 	    "a claim record without its expiry entry: reported");
-	ok(reported(&s, "once: the window of 's/id1' has no expiry entry", NULL),
+	ok(reported(&s, "once: the window of 'acme:s/id1' has no expiry entry", NULL),
 	    "a once-window without its expiry entry: reported");
-	ok(reported(&s, "idem: the answer kept for 'k1/req-1' has no expiry entry", NULL),
+	ok(reported(&s, "idem: the answer kept for 'acme:k1/req-1' has no expiry entry", NULL),
 	    "a stored answer without its expiry entry: reported");
 }
 
@@ -287,15 +298,15 @@ test_bad_records(void)
 	unsigned char rec[16] = { 0 };
 	struct seen s;
 
-	raw(st->items, "welcome/a", rec, 10);	/* consumed, and now queued? */
-	raw(st->kv, "nowhere/k", rec, 3);
-	raw(st->claimed, "welcome.2/x", rec, 16);
+	raw(st->items, "acme:welcome/a", rec, 10);	/* consumed, and now queued? */
+	raw(st->kv, "acme:nowhere/k", rec, 3);
+	raw(st->claimed, "acme:welcome.2/x", rec, 16);
 	verify(&s);
-	ok(reported(&s, "items: 'welcome/a' has a record of 10 bytes", NULL),
+	ok(reported(&s, "items: 'acme:welcome/a' has a record of 10 bytes", NULL),
 	    "an item that does not decode: reported");
-	ok(reported(&s, "kv: 'nowhere/k' has a record of 3 bytes", NULL),
+	ok(reported(&s, "kv: 'acme:nowhere/k' has a record of 3 bytes", NULL),
 	    "a value that does not decode: reported");
-	ok(reported(&s, "items: 'welcome.2/x' is queued and has a claim record too", NULL),
+	ok(reported(&s, "items: 'acme:welcome.2/x' is queued and has a claim record too", NULL),
 	    "an item that is both queued and consumed: reported");
 }
 
