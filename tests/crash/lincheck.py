@@ -1,13 +1,19 @@
 """lincheck.py - a linearizability checker for casq's histories.
 
 A history is a list of operations, each with an invocation time, a
-completion time (None when the client never learned the outcome: a
-timeout, a dropped connection, a 5xx), the call and its answer. The
-history is linearizable when every operation can be given one instant
-between its invocation and its completion such that, taken in that order,
-the answers are those of a sequential model (Herlihy and Wing). An
-operation without a known outcome may take effect at any instant after its
-invocation, or never.
+completion time, the call and its answer. The answer is None when the
+client never learned the outcome; the completion time is None when it
+does not even know by when the operation was over (a client timeout: the
+server may still be working on it). The history is linearizable when
+every operation can be given one instant between its invocation and its
+completion such that, taken in that order, the answers are those of a
+sequential model (Herlihy and Wing). An operation without a known outcome
+may take effect at any such instant, or never.
+
+An answer nginx gave because the worker died (502/503) bounds the
+operation: a dead process commits nothing, so whatever it did, it did
+before the answer. Only an operation whose client gave up waiting has no
+completion time.
 
 The search is Wing and Gong's, with Lowe's cache of (linearized set,
 model state) as in Knossos and porcupine: walk the history in time order;
@@ -62,9 +68,9 @@ class Op:
 
     def __init__(self, inv, ret, call, answer, client=0):
         self.inv = inv
-        self.ret = ret          # None: outcome unknown
+        self.ret = ret          # None: no known end (it may still happen)
         self.call = call        # tuple: ("set", v, cas) etc.
-        self.answer = answer    # dict, or None when unknown
+        self.answer = answer    # dict, or None when the outcome is unknown
         self.client = client
         self.id = None
 
@@ -221,15 +227,15 @@ class _Entry:
 
 
 def _step_set(model, states, op):
-    if op.ret is not None and op.answer.get("_status", 200) != 200:
+    if op.answer is not None and op.answer.get("_status", 200) != 200:
         # casqd's own 5xx (or 4xx): the operation did not happen
         # (docs/storage.md, group commit); nginx's 503 is an unknown
         # outcome and is recorded with ret None instead.
         return frozenset(states)
     out = set()
     for s in states:
-        out.update(model.step(s, op.call, op.answer if op.ret is not None else None))
-    if op.ret is None:
+        out.update(model.step(s, op.call, op.answer))
+    if op.answer is None:
         out.update(states)      # an unknown outcome may also be "it never happened"
     return frozenset(out)
 

@@ -69,6 +69,14 @@ def main():
     eq(q([enq, Op(2, None, ("claim", "a"), None, 1),
           Op(3, 4, ("claim", "a"), C("a", "t2"), 2)]), True,
        "queue: ... or may never have happened")
+    late = [Op(0, 1, ("enqueue", "z"), E("z"), 3),
+            Op(2, 3, ("claim", "a"), {"claimed": False, "reason": "not_queued"}, 2),
+            Op(4, 5, ("claim", "a"), C("a", "t1"), 2)]
+    eq(q([Op(0, None, ("enqueue", "a"), None, 1)] + late), True,
+       "queue: an unknown enqueue without an end may take effect late")
+    eq(q([Op(0, 1, ("enqueue", "a"), None, 1)] + late), False,
+       "queue: ... but one whose answer (nginx's 503) came at 1 cannot take "
+       "effect after it")
     eq(q([enq, Op(2, 3, ("claim", "a"), {"_status": 500, "error": "internal"}, 1),
           Op(4, 5, ("claim", "a"), C("a", "t2"), 2)]), True,
        "queue: casqd's 500 means the claim did not happen")

@@ -7,8 +7,9 @@ and a few queues (enqueue, claim by key, pop, ack, release; leases long
 enough never to expire), recording each call's invocation and completion
 time (time.monotonic_ns) and its answer, while casqd's workers are killed
 with SIGKILL every few hundred operations. An answer the client never got
-(a dropped connection, nginx's 503) is an unknown outcome; casqd's own 5xx
-means the operation did not happen. Each key's and each queue's history is
+(nginx's 503 when the worker died) is an unknown outcome, bounded by the
+time that answer came; casqd's own 5xx means the operation did not
+happen. Each key's and each queue's history is
 then checked with tests/crash/lincheck.py against its model: zero
 anomalies. The same histories with an injected double claim and an
 injected lost update must each be reported.
@@ -50,22 +51,27 @@ class History:
         with self.lock:
             self.parts.setdefault(part, (model, []))[1].append(op)
             self.done += 1
-            if op.ret is None:
+            if op.answer is None:
                 self.unknown += 1
-            st = "unknown" if op.ret is None else (op.answer.get("_status", 200))
+            st = "unknown" if op.answer is None else (op.answer.get("_status", 200))
             self.statuses[st] = self.statuses.get(st, 0) + 1
             return self.done
 
 
 def call(c, path, params):
-    """(answer dict or None when unknown, completion time or None)."""
+    """(answer dict, or None when the outcome is unknown; completion time,
+    or None when not even that is known)."""
     try:
         r = c.call("POST", path, params=params)
-    except Exception:       # noqa: B902 - the outcome is unknown
-        return None, None
+    except Exception:       # noqa: B902 - the outcome is unknown, and when
+        return None, None   # it happened: the client gave up waiting
     t = time.monotonic_ns()
-    if r.status in (502, 503, 504):
-        return None, None   # nginx: no worker answered; it may have happened
+    if r.status in (502, 503):
+        # nginx: the worker died with the request, or none took it. It may
+        # have happened, but before now: a dead process commits nothing.
+        return None, t
+    if r.status == 504:
+        return None, None   # nginx gave up waiting; casqd may still do it
     if r.status != 200:
         d = {"_status": r.status, "reason_phrase": r.reason}
         try:
@@ -145,7 +151,7 @@ def inject_double_claim(parts):
         if model is not QueueModel:
             continue
         for o in ops:
-            if o.call[0] in ("claim", "pop") and o.ret is not None and \
+            if o.call[0] in ("claim", "pop") and o.answer is not None and \
                     o.answer.get("claimed") is True:
                 fake = Op(o.ret + 1, o.ret + 2, ("claim", o.answer["key"]),
                           dict(o.answer, token="f" * 32), 999)
@@ -160,7 +166,7 @@ def inject_lost_update(parts):
         if model is not KvModel:
             continue
         for o in ops:
-            if o.call[0] == "incr" and o.ret is not None and "value" in o.answer:
+            if o.call[0] == "incr" and o.answer is not None and "value" in o.answer:
                 fake = Op(o.ret + 1, o.ret + 2, ("incr", 1), dict(o.answer), 999)
                 return name, model, ops + [fake]
     return None, None, None
