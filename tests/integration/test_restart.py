@@ -23,6 +23,7 @@ from casqtest import Stack, comment, eq, mint_key, ok, run_main, worker_pids  # 
 CLIENTS = 8
 RELOADS = 3
 WORKERS = 2
+PER_RELOAD = 100    # answers before each reload and after the last
 
 
 def main():
@@ -57,20 +58,34 @@ def main():
         threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
         for t in threads:
             t.start()
+        def sent():
+            with lock:
+                return sum(codes.values())
+
+        def wait_sent(n):
+            """Until the clients have n answers in all (they keep
+            sending, so this is a wait for progress, not a time)."""
+            deadline = time.monotonic() + 60
+            while sent() < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+
         new_keys = []
         for n in range(RELOADS):
+            wait_sent(PER_RELOAD * (n + 1))     # requests in flight around each reload
             key, line = mint_key("added%d" % n)
             with open(s.path("keys"), "a") as f:
                 f.write(line + "\n")
             new_keys.append(key)
             s.reload_keys()
+        wait_sent(PER_RELOAD * (RELOADS + 1))
         stop.set()
         for t in threads:
             t.join()
         total = sum(codes.values())
         comment("%d requests during %d reloads of %d workers: %r"
                 % (total, RELOADS, WORKERS, dict(codes)))
-        ok(total > 200, "the clients kept sending during the reloads", "%d requests" % total)
+        ok(total >= PER_RELOAD * (RELOADS + 1), "the clients kept sending around every reload",
+           "%d requests" % total)
         eq(total - codes[200], 0, "no request failed during the reloads (%r)" % dict(codes))
         eq(worker_pids(s.casqd.pid), pids, "the same workers served throughout")
         eq([s.call("GET", "/v1/ping", key=k).status for k in new_keys], [200] * RELOADS,
