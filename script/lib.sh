@@ -6,10 +6,12 @@
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
 
-# binutils: readelf, for tests/integration/test_hardening.py
+# binutils: readelf, for tests/integration/test_hardening.py; clang and
+# libclang-rt-14-dev (libFuzzer, which clang only recommends): the fuzz
+# test of make check and script/fuzz.
 CASQ_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev
 liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk binutils
-libnginx-mod-stream"
+libnginx-mod-stream clang libclang-rt-14-dev"
 
 casq_log() {
     printf '%s: %s\n' "${0##*/}" "$*" >&2

@@ -41,6 +41,11 @@ void listener_close(struct listener *l);
  * and closes it; quiet: log a failure to start at debug level only. */
 int  worker_main(const struct config *cfg, int listen_fd, int ready_fd,
 	bool quiet);
+/* Read a request FCGX_Accept_r took (params and body into req, the
+ * rest of its stdin drained): false when the connection must close. */
+struct FCGX_Request;
+struct request;
+bool worker_read_request(struct FCGX_Request *fr, struct request *req);
 /* How every process of this config opens the environment. */
 struct store_config config_store(const struct config *cfg);
 

@@ -438,15 +438,14 @@ exchange_committed(void *arg, enum casq_err err)
 	exchange_reply(x);
 }
 
-static void
-handle_request(struct exchange *x)
+/* The request as FastCGI handed it over (params, body, the rest of stdin
+ * drained): what is read from a peer before routing. Also the entry point
+ * of tests/fuzz/fuzz_fcgi.c. */
+bool
+worker_read_request(FCGX_Request *fr, struct request *req)
 {
-	struct app *app = &x->w->app;
-	struct request *req = &x->req;
-	FCGX_Request *fr = &x->fr;
 	const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
 	const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
-	unsigned gen;
 
 	req->method = method ? method : "GET";
 	req->uri = uri ? uri : FCGX_GetParam("DOCUMENT_URI", fr->envp);
@@ -457,7 +456,17 @@ handle_request(struct exchange *x)
 	req->tenant_header = FCGX_GetParam("HTTP_X_CASQ_TENANT", fr->envp);
 	req->now = clock_now_ms();
 	read_body(fr, req);
-	x->drained = drain_stdin(fr);
+	return drain_stdin(fr);
+}
+
+static void
+handle_request(struct exchange *x)
+{
+	struct app *app = &x->w->app;
+	struct request *req = &x->req;
+	unsigned gen;
+
+	x->drained = worker_read_request(&x->fr, req);
 	gen = keys_enter(&x->w->keys_guard);
 	route_request(app, req, &x->res);
 	keys_leave(&x->w->keys_guard, gen);
