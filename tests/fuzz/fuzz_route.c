@@ -152,8 +152,9 @@ hits_known_bug(const struct request *req)
 	struct request copy = *req;
 	bool none;
 
-	if (req->idempotency_key == NULL || *req->idempotency_key == '\0')
-		return false;
+	if (req->idempotency_key == NULL || *req->idempotency_key == '\0' ||
+	    req->body_len > BODY_MAX || req->body_incomplete)
+		return false;	/* route_request refuses these before parsing */
 	copy.params = NULL;
 	copy.nparams = 0;
 	copy.request_id = NULL;
