@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "fuzz.h"
+#include "route.h"
 
 #define REQUESTS_MAX	16
 #define T0		1764194281000LL		/* 2025-11-26T21:58:01Z */

@@ -54,6 +54,13 @@ else
     exit 1
 fi
 
+if missing=$(python3 "$src/tests/fuzz/check-dict.py" "$src" 2>&1); then
+    tap ok "fuzz: casq.dict names every route and parameter of src/route_*.c"
+else
+    tap not-ok "fuzz: casq.dict names every route and parameter of src/route_*.c"
+    echo "$missing" | sed 's/^/# add to tests\/fuzz\/casq.dict: /'
+fi
+
 targets=${FUZZ_TARGETS:-$(cd "$src/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')}
 # libfcgi's own leaks are known (tests/fuzz/README.md); casq's are not.
 LSAN_OPTIONS=suppressions=$src/tests/fuzz/lsan.supp:print_suppressions=0
