@@ -21,7 +21,8 @@
  *
  * Checks: no request ends in 500 Internal Error; every answer is one
  * JSON object with the status and reason of casq's error table (or 200
- * OK) and no write is left pending (writes are not deferred here).
+ * OK) and no write is left pending (writes are not deferred here); a
+ * write retried with its request id gets its first answer, byte for byte.
  * FUZZ_VERBOSE=1 in the environment prints each request and its answer.
  */
 #include <lmdb.h>
@@ -165,6 +166,66 @@ hits_known_bug(const struct request *req)
 	return none;
 }
 
+/*
+ * Request ids: the first 200 answer of a write with a request id is the
+ * answer of every retry within the id's lifetime (a retry that differs
+ * in its parameters is 422, never 200). Remembered per input.
+ */
+static struct {
+	char   *id;		/* "key-name/id", as route.c scopes it */
+	char   *body;
+	int64_t at;
+} answers[REQUESTS_MAX];
+static size_t nanswers;
+
+static bool
+path_is_write(const char *path)
+{
+	static const char *const writes[] = { "/enqueue", "/claim", "/pop",
+	    "/ack", "/release", "/remove", "/set", "/delete", "/incr" };
+	size_t n = strlen(path);
+
+	if (strncmp(path, "/v1/once/", 9) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+		size_t w = strlen(writes[i]);
+
+		if (n > w && strcmp(path + n - w, writes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+check_replay(const struct request *req, const struct response *res)
+{
+	if (res->status != 200 || req->request_id == NULL || !path_is_write(req->path))
+		return;
+	for (size_t i = 0; i < nanswers; i++)
+		if (strcmp(answers[i].id, req->request_id) == 0) {
+			if (req->now - answers[i].at < app.idem_ttl_ms)
+				fuzz_check(strcmp(answers[i].body, res->body.data) == 0,
+				    "%s %s: request id %s answered %s, then %s", req->method,
+				    req->uri, req->request_id, answers[i].body, res->body.data);
+			return;
+		}
+	if (nanswers < REQUESTS_MAX) {
+		answers[nanswers].id = xstrndup(req->request_id, strlen(req->request_id));
+		answers[nanswers].body = xstrndup(res->body.data, res->body.len);
+		answers[nanswers++].at = req->now;
+	}
+}
+
+static void
+answers_clear(void)
+{
+	for (size_t i = 0; i < nanswers; i++) {
+		free(answers[i].id);
+		free(answers[i].body);
+	}
+	nanswers = 0;
+}
+
 /* Run one request block [s, end) at *now. */
 static void
 run_one(const char *s, const char *end, int64_t *now)
@@ -240,6 +301,7 @@ run_one(const char *s, const char *end, int64_t *now)
 		fprintf(stderr, "%s %s -> %d %s\n", req.method, req.uri, res.status,
 		    res.body.data ? res.body.data : "");
 	check_response(&req, &res);
+	check_replay(&req, &res);
 	if (res.status == 200 || res.status == 409 || res.status == 422)
 		fuzz_check_params(&req);
 
@@ -267,5 +329,6 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		run_one(s, stop, &now);
 		s = sep ? sep + 3 : end;
 	}
+	answers_clear();
 	return 0;
 }
