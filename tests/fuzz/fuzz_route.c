@@ -8,8 +8,9 @@
  *
  *	METHOD REQUEST-URI
  *	header lines, one letter, a space, the value:
- *	  c Content-Type       k X-Api-Key ("a" or "b": the two test keys)
- *	  a Authorization ("a" or "b": "Bearer " and that key)
+ *	  c Content-Type       k X-Api-Key ("a", "b" or "c": the test keys;
+ *	                         c has scope=read)
+ *	  a Authorization ("a", "b" or "c": "Bearer " and that key)
  *	  i Idempotency-Key    t seconds the clock moves on first (0-10^9)
  *	  l the Content-Length nginx declared (a larger one than the body
  *	    is incomplete; above 64 KiB the body is refused unread)
@@ -38,12 +39,12 @@
 static struct app app;
 static bool verbose;	/* FUZZ_VERBOSE=1: print each request and answer */
 static bool known_bugs;	/* FUZZ_KNOWN=1: run what hits a known bug */
-static char key_a[80], key_b[80];
+static char key_a[80], key_b[80], key_c[80];
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char why[256], line_a[256], line_b[256], dir[300], keys[300];
+	char why[256], line_a[256], line_b[256], line_c[256], dir[300], keys[300];
 	struct store_config cfg = { .dir = dir, .map_size = 64UL << 20 };
 	FILE *f;
 
@@ -51,9 +52,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(keys, sizeof keys, "%s/casq.keys", fuzz_tmpdir());
 	keyring_mint("alpha", key_a, line_a);
 	keyring_mint("beta", key_b, line_b);
+	keyring_mint("gamma", key_c, line_c);
 	if ((f = fopen(keys, "w")) == NULL)
 		abort();
-	fprintf(f, "# fuzz keys\n%s\n%s\n", line_a, line_b);
+	/* no rate limits (app.rl NULL): they follow the real clock */
+	fprintf(f, "# fuzz keys\n%s\n%s\n%s scope=read\n", line_a, line_b, line_c);
 	fclose(f);
 	if ((app.keys = keyring_load(keys, why, sizeof why)) == NULL ||
 	    store_open(&cfg, &app.store, why, sizeof why) != 0) {
@@ -260,12 +263,15 @@ run_one(const char *s, const char *end, int64_t *now)
 	if (hdr['k'])
 		req.api_key = strcmp(hdr['k'], "a") == 0 ? key_a :
 		    strcmp(hdr['k'], "b") == 0 ? key_b :
+		    strcmp(hdr['k'], "c") == 0 ? key_c :
 		    strcmp(hdr['k'], "-") == 0 ? NULL : hdr['k'];
 	else if (!keyed)
 		req.api_key = key_a;
 	if (hdr['a']) {
-		if (strcmp(hdr['a'], "a") == 0 || strcmp(hdr['a'], "b") == 0) {
-			snprintf(bearer, sizeof bearer, "Bearer %s", hdr['a'][0] == 'a' ? key_a : key_b);
+		if (strcmp(hdr['a'], "a") == 0 || strcmp(hdr['a'], "b") == 0 ||
+		    strcmp(hdr['a'], "c") == 0) {
+			snprintf(bearer, sizeof bearer, "Bearer %s", hdr['a'][0] == 'a' ? key_a :
+			    hdr['a'][0] == 'b' ? key_b : key_c);
 			req.authorization = bearer;
 		} else {
 			req.authorization = hdr['a'];
