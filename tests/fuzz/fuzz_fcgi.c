@@ -42,7 +42,10 @@ static int listen_fd = -1;
  * arithmetic for each name-value pair as soon as it has read the two
  * lengths, before any of the name. Two 4-byte lengths whose sum passes
  * INT_MAX make that size negative: malloc fails, and libfcgi's Malloc
- * asserts, aborting the worker (tests/fuzz/known/fuzz_fcgi/). So that
+ * asserts, aborting the worker (tests/fuzz/known/fuzz_fcgi/). The same
+ * parser reads the pairs of an FCGI_GET_VALUES management record, which
+ * a peer may send at any point, so it also happens inside FCGX_GetStr
+ * while worker.c reads a body. So that
  * the fuzzer looks for other bugs, malloc returns NULL here instead of
  * ASan reporting the size, and for anything above 64 MiB (lengths that
  * fit in int would otherwise have libfcgi allocate up to 2 GiB per pair,
@@ -165,21 +168,26 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	FCGX_InitRequest(&fr, listen_fd, 0);
 	fr.ipcFd = sv[0];
 	for (int i = 0; i < REQUESTS_MAX; i++) {
-		struct request req = { 0 };
+		/* static: it is still read after a jump out of libfcgi */
+		static struct request req;
 		sigjmp_buf jump;
-		int rc;
 
+		memset(&req, 0, sizeof req);
 		fr.keepConnection = 1;	/* as accept_next: keep fd through the finish */
 		if (sigsetjmp(jump, 0) != 0) {
 			in_libfcgi = NULL;	/* the known bug: drop the connection */
+			free(req.body);
 			break;
 		}
+		/* Params are read by FCGX_Accept_r, and so is an FCGI_GET_VALUES
+		 * record met while worker_read_request reads stdin. */
 		in_libfcgi = &jump;
-		rc = FCGX_Accept_r(&fr);
-		in_libfcgi = NULL;
-		if (rc < 0)
+		if (FCGX_Accept_r(&fr) < 0) {
+			in_libfcgi = NULL;
 			break;		/* libfcgi closed the connection */
+		}
 		(void)worker_read_request(&fr, &req);
+		in_libfcgi = NULL;
 		check_request(&req, &fr);
 		if (req.body_len <= BODY_MAX && !req.body_incomplete) {
 			(void)request_parse_params(&req);
