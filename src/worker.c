@@ -587,6 +587,7 @@ worker_open(struct worker *w, bool quiet)
 {
 	const struct config *cfg = w->cfg;
 	struct store_config sc = config_store(cfg);
+	struct keyring *keys = NULL;
 	char why[256];
 	int rc;
 
@@ -601,10 +602,13 @@ worker_open(struct worker *w, bool quiet)
 	w->app.defer_writes = true;	/* the completer replies to writes */
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
-	    (w->app.keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
+	    (keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {
 		log_msg(quiet ? LOG_DEBUG : LOG_ERROR, "worker start failed: %s", why);
 		return -1;
 	}
+	/* not inside the test: clang types an assignment to an _Atomic
+	 * pointer as _Atomic, which cannot be compared with NULL */
+	atomic_store(&w->app.keys, keys);
 	w->app.store->stop_on_io_failure = true;	/* see store_io_failed */
 	if ((rc = store_resync_meta(w->app.store)) != 0) {
 		log_msg(quiet ? LOG_DEBUG : LOG_ERROR,

@@ -45,6 +45,7 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char why[256], line_a[256], line_b[256], line_c[256], dir[300], keys[300];
+	struct keyring *kr;
 	struct store_config cfg = { .dir = dir, .map_size = 64UL << 20 };
 	FILE *f;
 
@@ -58,11 +59,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* no rate limits (app.rl NULL): they follow the real clock */
 	fprintf(f, "# fuzz keys\n%s\n%s\n%s scope=read\n", line_a, line_b, line_c);
 	fclose(f);
-	if ((app.keys = keyring_load(keys, why, sizeof why)) == NULL ||
+	if ((kr = keyring_load(keys, why, sizeof why)) == NULL ||
 	    store_open(&cfg, &app.store, why, sizeof why) != 0) {
 		fprintf(stderr, "fuzz_route: %s\n", why);
 		abort();
 	}
+	app.keys = kr;
 	/* Durability is not under test: no fsync per commit. */
 	mdb_env_set_flags(app.store->env, MDB_NOSYNC, 1);
 	app.idem_ttl_ms = 3600 * 1000;
