@@ -158,7 +158,8 @@ request_fingerprint(struct request *req)
 {
 	struct buf b = { 0 };
 
-	qsort(req->params, req->nparams, sizeof *req->params, param_cmp);
+	if (req->nparams > 1)	/* qsort's array may not be NULL, even for 0 */
+		qsort(req->params, req->nparams, sizeof *req->params, param_cmp);
 	fingerprint_field(&b, req->path, strlen(req->path));
 	for (size_t i = 0; i < req->nparams; i++) {
 		const struct param *p = &req->params[i];
