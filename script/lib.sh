@@ -13,18 +13,26 @@ CASQ_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev
 liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk binutils
 libnginx-mod-stream clang libclang-rt-14-dev"
 
+# Only for the tests (script/test): systemd-analyze and
+# systemd-socket-activate check the units, mandoc the manuals.
+CASQ_CHECK_PACKAGES="systemd mandoc"
+
+# Only for script/debtest: build the .deb, lint it, make a Debian 12 root.
+CASQ_DEB_PACKAGES="debhelper dpkg-dev fakeroot lintian mmdebstrap"
+
 casq_log() {
     printf '%s: %s\n' "${0##*/}" "$*" >&2
 }
 
-# Install the Debian packages casq needs (as root), or say how (otherwise).
+# casq_install_deps [PACKAGE...]: install the Debian packages casq needs,
+# and those named (as root), or say how (otherwise).
 casq_install_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
         casq_log "no dpkg: not Debian, skipping the package check"
         return 0
     fi
     local missing="" p apt_line
-    for p in $CASQ_PACKAGES; do
+    for p in $CASQ_PACKAGES "$@"; do
         if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
             missing="$missing $p"
         fi
