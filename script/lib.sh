@@ -63,7 +63,10 @@ casq_build() {
     fi
     # (Re)configure when not yet configured, or configured without the
     # options asked for now (config.status records the command line).
+    # A build configured otherwise (e.g. by dpkg-buildpackage, without
+    # dependency tracking) would not rebuild its objects: clean first.
     if [ ! -f Makefile ] || ! grep -qF -- "$*" config.status; then
+        [ ! -f Makefile ] || make clean >/dev/null
         ./configure "$@"
     fi
     make -j2
