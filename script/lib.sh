@@ -14,8 +14,9 @@ liblmdb-dev lmdb-utils libyajl-dev libssl-dev curl openssl python3 wrk binutils
 libnginx-mod-stream clang libclang-rt-14-dev"
 
 # Only for the tests (script/test): systemd-analyze and
-# systemd-socket-activate check the units, mandoc the manuals.
-CASQ_CHECK_PACKAGES="systemd mandoc"
+# systemd-socket-activate check the units, strace casqd's system calls
+# against their filter, mandoc the manuals.
+CASQ_CHECK_PACKAGES="systemd strace mandoc"
 
 # Only for script/debtest: build the .deb, lint it, make a Debian 12 root.
 CASQ_DEB_PACKAGES="debhelper dpkg-dev fakeroot lintian mmdebstrap"
