@@ -148,6 +148,7 @@ def main():
             ok(("Fl \\-%s" % long_) in synopsis, "SYNOPSIS has --%s" % long_)
         for d in re.findall(r"default ([^\s)]+)\)", line) + \
                 re.findall(r"(\w+) \(default\)", line):
+            d = d.strip('"')
             ok(d in entry[1], "casqd(8) --%s: default %s" % (long_, d), entry[1])
     with open(os.path.join(src, "README.md")) as f:
         readme = f.read()
