@@ -184,6 +184,21 @@ class Killer(threading.Thread):
            "%s: casqd replaced the killed worker" % what, "workers before %r, now %r" % (self.before, now))
 
 
+def in_flight(killer, failed, what):
+    """A kill that caught the worker flushing a commit hit the requests of
+    that batch, whose answers were not sent: some must have failed (and
+    been retried). A kill that found no commit in progress may have hit a
+    worker holding no request at all (with several workers, nginx may have
+    had every request on the others' connections), so then this is only
+    said, not required: the run's other checks hold either way."""
+    if killer.caught:
+        ok(failed > 0, "%s: the kill, mid-commit, hit requests in flight (some failed and "
+           "were retried)" % what, "no request failed")
+    else:
+        comment("%s: no commit in progress was seen at the kill; %d request(s) failed"
+                % (what, failed))
+
+
 def kill_enqueue(s):
     q = "kill-enq"
     keys = ["e%04d" % i for i in range(N_KILL)]
@@ -231,8 +246,7 @@ def kill_enqueue(s):
        "%d acknowledged before, %d after" % (sum(t < at for t in times), sum(t > at for t in times)))
     eq(errors, [], "kill enqueue: every thread finished without an exception")
     eq(anomalies[:3], [], "kill enqueue: every enqueue was acknowledged (or found its own earlier try)")
-    ok(failed[0] > 0, "kill enqueue: the kill hit requests in flight (some failed and were retried)",
-       "no request failed: the kill came too late or too early")
+    in_flight(killer, failed[0], "kill enqueue")
     eq(len(acked) + len(answered_false), N_KILL, "kill enqueue: %d keys accounted for" % N_KILL)
     missing = status_all(s, q, keys, lambda k, r: r.get("state") != "ready")
     eq(missing[:5], [], "kill enqueue: every acknowledged enqueue is present after the kill (state ready)")
@@ -310,8 +324,7 @@ def kill_pop(s):
             % (KILL_THREADS, nwins, dt, sum(failed_by.values())))
     eq(errors, [], "kill pop: every thread finished without an exception")
     eq(anomalies[:3], [], "kill pop: every claim answered a win (own owner, own payload) or empty")
-    ok(sum(failed_by.values()) > 0, "kill pop: the kill hit requests in flight (some failed and were retried)",
-       "no request failed: the kill came too late or too early")
+    in_flight(killer, sum(failed_by.values()), "kill pop")
     at = killer.at or 0
     ok(any(t < at for t in times) and any(t > at for t in times),
        "kill pop: the kill came in the middle of the pops",
