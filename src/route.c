@@ -267,6 +267,7 @@ fail:
  * the transaction and stored in the same commit as its effect. */
 struct route_call {
 	struct route_op ro;
+	int64_t       (*clock)(void);	/* app->clock */
 	bool            idempotent;
 	bool            replayed;	/* a stored answer was found */
 	struct idem_op  io;
@@ -311,6 +312,14 @@ route_call_apply(struct store *st, MDB_txn *txn, void *arg)
 {
 	struct route_call *c = arg;
 
+	if (c->clock != NULL) {		/* the op runs now (see struct app) */
+		int64_t now = c->clock();
+
+		if (c->ro.now != NULL && now > *c->ro.now)
+			*c->ro.now = now;
+		if (c->idempotent && now > c->io.now)
+			c->io.now = now;
+	}
 	return c->idempotent ? idem_apply(st, txn, c) : c->ro.apply(st, txn, c->ro.op);
 }
 
@@ -327,6 +336,7 @@ route_exec(struct app *app, struct request *req, struct response *res,
 		return;
 	}
 	c->ro = *ro;
+	c->clock = app->clock;
 	if (ro->write && req->request_id != NULL) {
 		c->idempotent = true;
 		c->io.id = req->request_id;

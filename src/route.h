@@ -29,6 +29,17 @@ struct app {
 	 * waited for: the serving thread goes on to the next request. */
 	bool            defer_writes;
 	struct ratelimit *rl;		/* shared by the pool; NULL: no limits */
+	/* When set (casqd: clock_now_ms), an operation's time is read from
+	 * it as the operation is applied, inside its transaction: for a
+	 * write with LMDB's writer lock held, for a read after its snapshot
+	 * was taken. The times of writes then follow their commit order,
+	 * across the workers too, and no operation runs at a time earlier
+	 * than that of a commit it sees: an item enqueued or released
+	 * without a delay is ready for every claim and pop applied after
+	 * it. The request's own time (req->now, read before its body) is
+	 * not: another write read later may commit first, in this worker or
+	 * another one. NULL (the unit tests): the request's time. */
+	int64_t        (*clock)(void);
 };
 /* The quota of the request's tenant (0: none). */
 uint64_t route_max_items(const struct app *app, const struct request *req);
@@ -87,6 +98,9 @@ struct route_op {
 	 * is low such an op may still store its answer for a request id,
 	 * and only then; NULL for writes that add data. */
 	bool          (*drained)(const void *op);
+	/* The op's time (its "now" field, set from req->now), updated from
+	 * app->clock when the op is applied; NULL: an op that reads no time. */
+	int64_t        *now;
 };
 /* Run ro in a transaction and answer with its result; a deferred write
  * (app->defer_writes) is left in res->pending instead. A write with a

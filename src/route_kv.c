@@ -192,7 +192,8 @@ kv_route(struct app *app, struct request *req, struct response *res,
 	route_exec(app, req, res, &(struct route_op){
 	    .write = kv_op_writes(&c->op), .apply = apply_kv,
 	    .render = render_kv, .free_op = kv_call_free, .op = c,
-	    .drained = kind == KV_DELETE ? kv_drained : NULL });
+	    .drained = kind == KV_DELETE ? kv_drained : NULL,
+	    .now = &c->op.now });
 }
 
 /* --- the rows (route.c's table points at them) --- */

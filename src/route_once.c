@@ -50,7 +50,8 @@ route_once(struct app *app, struct request *req, struct response *res,
 		return;
 	}
 	route_exec(app, req, res, &(struct route_op){ .write = true,
-	    .apply = once_apply, .render = render_once, .free_op = free, .op = op });
+	    .apply = once_apply, .render = render_once, .free_op = free, .op = op,
+	    .now = &op->now });
 }
 
 const struct route_entry route_once_entry = {

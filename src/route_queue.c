@@ -230,7 +230,8 @@ queue_route(struct app *app, struct request *req, struct response *res,
 	route_exec(app, req, res, &(struct route_op){
 	    .write = queue_op_writes(&c->op), .apply = apply_cb,
 	    .render = render_cb, .free_op = queue_call_free, .op = c,
-	    .drained = kind == QOP_ENQUEUE ? NULL : queue_drained });
+	    .drained = kind == QOP_ENQUEUE ? NULL : queue_drained,
+	    .now = &c->op.now });
 }
 
 /* --- the rows (route.c's table points at them) --- */

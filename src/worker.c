@@ -600,6 +600,7 @@ worker_open(struct worker *w, bool quiet)
 	w->app.idem_ttl_ms = cfg->idem_ttl_ms;
 	w->app.rl = cfg->rl;
 	w->app.defer_writes = true;	/* the completer replies to writes */
+	w->app.clock = clock_now_ms;	/* ops run at their commit's time */
 	/* Never inherit an environment across fork: open our own. */
 	if (store_open(&sc, &w->app.store, why, sizeof why) != 0 ||
 	    (keys = keyring_load(cfg->keys_file, why, sizeof why)) == NULL) {

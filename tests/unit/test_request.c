@@ -841,6 +841,88 @@ has(const char *needle)
 	return strstr(R.body, needle) != NULL;
 }
 
+/* A write routed as a worker routes it (app.defer_writes): its op waits
+ * in res->pending, as it does in the committer's queue. */
+static void
+route_deferred(struct request *req, struct response *res, const char *uri,
+    int64_t now)
+{
+	req_init(req, "POST", uri, NULL, NULL);
+	req->now = now;
+	req->api_key = key_a;
+	memset(res, 0, sizeof *res);
+	route_request(&app, req, res);
+}
+
+/* Apply and answer it, as the committer and the completer do. */
+static void
+apply_deferred(struct request *req, struct response *res)
+{
+	if (res->pending != NULL)
+		route_finish(res, store_run(app.store, true, req->now,
+		    route_call_apply, res->pending));
+	R.status = res->status;
+	snprintf(R.body, sizeof R.body, "%s", res->body.data ? res->body.data : "");
+	response_free(res);
+	req_done(req);
+}
+
+static int64_t fake_now;
+
+static int64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
+/* An op's time is the time it is applied (app.clock), not the time its
+ * request was read: a claim read before an enqueue of its item but applied
+ * after it (the enqueue went to another worker, or came first into the
+ * committer's queue) finds the item ready. With the request's time it
+ * found it "not_ready", though enqueued without a delay: what
+ * test_linear caught. */
+static void
+test_apply_time(void)
+{
+	struct request rc, re;
+	struct response sc, se;
+
+	app.defer_writes = true;
+	fake_now = T0 + 12000;
+
+	app.clock = NULL;
+	route_deferred(&rc, &sc, "/v1/queues/tq0/claim?key=a&claimant=w&lease=30", T0 + 10000);
+	route_deferred(&re, &se, "/v1/queues/tq0/enqueue?key=a", T0 + 11000);
+	apply_deferred(&re, &se);
+	apply_deferred(&rc, &sc);
+	ok(R.status == 200 && has("\"reason\":\"not_ready\""),
+	    "apply time: with the request's time, a claim applied after the enqueue "
+	    "it was read before finds the item not ready (%s)", R.body);
+
+	app.clock = fake_clock;
+	route_deferred(&rc, &sc, "/v1/queues/tq1/claim?key=a&claimant=w&lease=30", T0 + 10000);
+	route_deferred(&re, &se, "/v1/queues/tq1/enqueue?key=a", T0 + 11000);
+	apply_deferred(&re, &se);
+	is_str(R.body, "{\"enqueued\":true,\"queue\":\"tq1\",\"key\":\"a\",\"state\":\"ready\","
+	    "\"ready_at\":\"2025-11-26T21:58:13Z\"}",
+	    "apply time: with app.clock, the enqueue is ready from when it was applied");
+	fake_now++;
+	apply_deferred(&rc, &sc);
+	ok(R.status == 200 && has("\"claimed\":true") && has("\"lease_expires_at\":\"2025-11-26T21:58:43Z\""),
+	    "apply time: ... and the claim applied after it wins, its lease counted from "
+	    "when it was applied (%s)", R.body);
+
+	/* A read takes its time once its snapshot is taken: read at T0, run
+	 * when the 30 s lease has run out, it reports the item ready. */
+	fake_now = T0 + 12001 + 30000;
+	call("GET", "/v1/queues/tq1/status?key=a", NULL, NULL, key_a);
+	ok(has("\"state\":\"ready\""), "apply time: a read applied after the lease "
+	    "ran out sees the item ready (%s)", R.body);
+
+	app.clock = NULL;
+	app.defer_writes = false;
+}
+
 static void
 test_routes(void)
 {
@@ -964,6 +1046,8 @@ test_routes(void)
 	is_int(R.status, 422, "route: the same request_id with other parameters is 422");
 	call("POST", "/v1/queues/q/enqueue?request_id=r1", form, "key=k3", key_b);
 	is_int(R.status, 200, "route: request ids are scoped by API key");
+
+	test_apply_time();
 
 	store_close(app.store);
 	keyring_free(app.keys);
