@@ -287,6 +287,7 @@ def check(ops, model, max_steps=2000000):
     entry = head.next
     steps = 0
     deepest = 0
+    stuck = None            # (depth, op it could not take, last op it took)
     while head.next is not None:
         steps += 1
         if steps > max_steps:
@@ -307,8 +308,11 @@ def check(ops, model, max_steps=2000000):
                     continue
             entry = entry.next
         else:
+            # entry.op completed and no order so far could take it
+            if stuck is None or len(calls) > stuck[0]:
+                stuck = (len(calls), entry.op, calls[-1][0].op if calls else None)
             if not calls:
-                return False, _explain(ops, entry.op, deepest)
+                return False, _explain(ops, stuck)
             entry, state = calls.pop()
             linearized &= ~(1 << entry.op.id)
             unlift(entry)
@@ -316,9 +320,14 @@ def check(ops, model, max_steps=2000000):
     return True, None
 
 
-def _explain(ops, op, deepest):
-    return ("no linearization: %r completed before any order could take it "
-            "(longest linearizable prefix: %d of %d ops)" % (op, deepest, len(ops)))
+def _explain(ops, stuck):
+    """Where the search got furthest: the op that its longest order could
+    not take, not the one at which it gave up (that is always one of the
+    first: the search backtracks to the start before it gives up)."""
+    depth, op, last = stuck
+    return ("no linearization: the longest linearizable order (%d of %d ops%s) "
+            "cannot take %r, which completed before it could go on"
+            % (depth, len(ops), ", its last %r" % (last,) if last is not None else "", op))
 
 
 def check_partitions(parts, max_steps=2000000):

@@ -4,8 +4,12 @@ hand-written histories: the good ones pass, and each injected anomaly is
 reported: a double claim, a double pop, a lost update (two incrs that
 answer the same value), a cas that wins on a stale version, a stale read,
 an ack of a lease that was never granted, an item lost after its enqueue
-was acknowledged. Outcomes the client never learned may or may not have
-happened, and the checker allows both. No server is needed."""
+was acknowledged, a pop that finds a new queue empty and a claim that
+finds a released item not ready (the shapes test_linear found when casqd
+took an op's time from its request instead of its commit). Outcomes the
+client never learned may or may not have happened, and the checker allows
+both. A failure names the op the longest order could not take. No server
+is needed."""
 
 import os
 import sys
@@ -14,7 +18,7 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "crash"))
 from lincheck import KvModel, Op, QueueModel, check  # noqa: E402
-from casqtest import eq, run_main  # noqa: E402
+from casqtest import eq, ok, run_main  # noqa: E402
 
 
 def q(ops):
@@ -86,6 +90,45 @@ def main():
     eq(q([Op(0, 1, ("claim", "a"), {"claimed": False, "reason": "no_such_queue"}, 1), enq,
           Op(2, 3, ("enqueue", "a"), {"enqueued": False, "state": "ready"}, 2)]), True,
        "queue: no_such_queue before the first enqueue, a second enqueue refused")
+
+    # Shapes test_linear found (casqd took an op's time when it read the
+    # request, not when it applied it: an op read before an enqueue or a
+    # release but applied after it saw the item as not ready yet).
+    eq(q([Op(40, 60, ("pop",), {"claimed": False, "reason": "empty"}, 0),
+          Op(44, 56, ("enqueue", "i1"), E("i1"), 7)]), False,
+       "queue: a pop overlapping a queue's first enqueue answers no_such_queue "
+       "or takes the item, never empty")
+    rel = [enq, Op(2, 3, ("claim", "a"), C("a", "t1"), 1),
+           Op(10, 20, ("release", "a", "t1"), {"released": True, "state": "ready"}, 1)]
+    eq(q(rel + [Op(11, 19, ("claim", "a"), {"claimed": False, "reason": "not_ready"}, 2)]),
+       False, "queue: a claim overlapping a release without delay answers claimed "
+       "or wins, never not_ready")
+    eq(q(rel + [Op(11, 19, ("claim", "a"), {"claimed": False, "reason": "claimed"}, 2)]),
+       True, "queue: ... claimed (before the release) is linearizable")
+    eq(q(rel + [Op(11, 19, ("claim", "a"), C("a", "t2"), 2)]),
+       True, "queue: ... and so is winning (after it)")
+    # What the first report named: the detail must point at the op the
+    # longest order could not take, not at the first op of the queue.
+    bad = [Op(0, 1, ("pop",), {"claimed": False, "reason": "no_such_queue"}, 3),
+           Op(2, 3, ("enqueue", "a"), None, 4),
+           Op(4, 5, ("enqueue", "a"), {"enqueued": False, "state": "ready"}, 5),
+           Op(6, 7, ("claim", "a"), C("a", "t1"), 1),
+           Op(10, 20, ("release", "a", "t1"), {"released": True, "state": "ready"}, 1),
+           Op(11, 19, ("claim", "a"), {"claimed": False, "reason": "not_ready"}, 2)]
+    res, detail = check(bad, QueueModel)
+    ok(res is False and "not_ready" in detail and "no_such_queue" not in detail,
+       "queue: the report names the claim that no order can take, not the "
+       "first op of the queue", detail)
+    eq(q(bad[:5]), True, "queue: ... without that claim the same history is linearizable")
+    eq(q([Op(0, 3, ("enqueue", "a"), None, 1),
+          Op(1, 2, ("pop",), {"claimed": False, "reason": "no_such_queue"}, 2),
+          Op(4, 5, ("enqueue", "a"), {"enqueued": False, "state": "ready"}, 2)]), True,
+       "queue: no_such_queue while the queue's first enqueue, its outcome unknown "
+       "(nginx's 503), was under way is linearizable: the enqueue came after")
+    eq(q([Op(0, 1, ("enqueue", "a"), None, 1),
+          Op(2, 3, ("pop",), {"claimed": False, "reason": "no_such_queue"}, 2),
+          Op(4, 5, ("enqueue", "a"), {"enqueued": False, "state": "ready"}, 2)]), False,
+       "queue: ... but not once its 503 had come: it happened before that, or never")
 
     # --- kv
     eq(kv([Op(0, 1, ("incr", 1), {"value": 1, "version": 1}, 1),
