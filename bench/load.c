@@ -5,6 +5,7 @@
  *   casq-load DIR MAP_SIZE_MB QUEUE COUNT [FIRST]
  *
  * Enqueues keys "k<FIRST>" .. "k<FIRST+COUNT-1>" (no payload, ready now)
+ * into QUEUE, a stored name ("default:welcome": tenant, colon, queue),
  * through the same queue_apply that casqd runs, 100,000 per durable
  * transaction. casqd must not be running on DIR (it would hold
  * casqd.lock; LMDB itself would allow it, but the benchmark loads first).
