@@ -50,6 +50,8 @@ void buf_free(struct buf *b);
 int64_t clock_now_ms(void);
 /* "2026-11-26T21:58:01Z" into out (at least 21 bytes). */
 void iso8601(int64_t ms, char out[static 32]);
+/* The same with milliseconds: "2026-11-26T21:58:01.123Z". */
+void iso8601_ms(int64_t ms, char out[static 32]);
 
 /* --- text checks (util.c) --- */
 bool utf8_valid(const char *s, size_t n);
@@ -80,6 +82,7 @@ enum casq_err {
 	E_BAD_NAMESPACE, E_BAD_SCOPE, E_MISSING_VALUE, E_BAD_VALUE, E_BAD_CAS,
 	E_BAD_TTL, E_BAD_BY, E_BAD_MOD, E_BAD_SIZE, E_MISSING_ID, E_BAD_ID,
 	E_BAD_REQUEST_ID, E_UNKNOWN_PARAM, E_NULL_PARAM, E_NO_NAMESPACE,
+	E_BAD_LIMIT, E_MISSING_STATE, E_BAD_STATE, E_BAD_AFTER, E_BAD_ANNOTATION,
 	E_MISSING_API_KEY, E_INVALID_API_KEY, E_READ_ONLY_KEY, E_FORBIDDEN,
 	E_BAD_TENANT, E_RATE_LIMITED, E_QUOTA_EXCEEDED,
 	E_NO_ROUTE, E_NO_QUEUE, E_METHOD, E_BODY_TOO_LARGE, E_PAYLOAD_TOO_LARGE,

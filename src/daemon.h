@@ -23,6 +23,7 @@ struct config {
 	bool        relaxed;
 	int         shutdown_timeout_s;
 	int64_t     idem_ttl_ms;	/* responses kept for request_id retries */
+	int64_t     history_ttl_ms;	/* item history kept (--history-days) */
 	struct ratelimit *rl;	/* per-key limits, shared by master and workers */
 };
 

@@ -88,6 +88,8 @@ void json_int(struct json *j, const char *key, long long v);
 void json_bool(struct json *j, const char *key, bool v);
 void json_raw(struct json *j, const char *key, const char *raw, size_t n);
 void json_time(struct json *j, const char *key, int64_t ms);
+/* With milliseconds: for events that may be apart by less than a second. */
+void json_time_ms(struct json *j, const char *key, int64_t ms);
 
 void response_ok(struct response *res);
 void response_error(struct response *res, enum casq_err err);

@@ -43,6 +43,11 @@ static const struct {
 	[E_BAD_REQUEST_ID]    = { 400, "Bad Request Id", "bad_request_id", "request_id / Idempotency-Key must be 1-200 bytes of UTF-8, and the same if both are sent" },
 	[E_UNKNOWN_PARAM]     = { 400, "Unknown Parameter", "unknown_parameter", "parameter '%s' is not one this route takes (names are case-sensitive; x_ names are free annotations)" },
 	[E_NULL_PARAM]        = { 400, "Null Parameter", "null_parameter", "parameter '%s' is null: send a value or leave the parameter out" },
+	[E_BAD_LIMIT]         = { 400, "Bad Limit", "bad_limit", "limit must be an integer from 1 to 1000" },
+	[E_MISSING_STATE]     = { 400, "Missing State", "missing_state", "parameter 'state' is required" },
+	[E_BAD_STATE]         = { 400, "Bad State", "bad_state", "state must be ready or leased" },
+	[E_BAD_AFTER]         = { 400, "Bad After", "bad_after", "after must be an item key: 1-256 bytes of UTF-8 without NUL" },
+	[E_BAD_ANNOTATION]    = { 400, "Bad Annotation", "bad_annotation", "x_ annotations must be UTF-8 without NUL, at most 1024 bytes in all as JSON" },
 	[E_NO_NAMESPACE]      = { 404, "No Such Namespace", "no_such_namespace", "no value was ever written in this namespace" },
 	[E_MISSING_API_KEY]   = { 401, "Missing API Key", "missing_api_key", "send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'" },
 	[E_INVALID_API_KEY]   = { 401, "Invalid API Key", "invalid_api_key", "the API key is not valid" },
@@ -172,6 +177,15 @@ json_time(struct json *j, const char *key, int64_t ms)
 	char stamp[32];
 
 	iso8601(ms, stamp);
+	json_str(j, key, stamp);
+}
+
+void
+json_time_ms(struct json *j, const char *key, int64_t ms)
+{
+	char stamp[32];
+
+	iso8601_ms(ms, stamp);
 	json_str(j, key, stamp);
 }
 

@@ -43,6 +43,7 @@ usage(FILE *f)
 	    "  -p, --pid-file FILE     write the master's pid here\n"
 	    "  -I, --idempotency-ttl S keep answers for request_id retries S seconds\n"
 	    "                          (default 86400)\n"
+	    "  -H, --history-days N    keep item history N days (default 30)\n"
 	    "      --mint-key NAME     print a new API key and its keys-file line\n"
 	    "      --tenant T          with --mint-key: the key's tenant (default \"default\")\n"
 	    "      --scope SCOPE       with --mint-key: read, write (the default) or admin\n"
@@ -156,6 +157,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "log-level",   required_argument, NULL, 'L' },
 		{ "pid-file",    required_argument, NULL, 'p' },
 		{ "idempotency-ttl", required_argument, NULL, 'I' },
+		{ "history-days", required_argument, NULL, 'H' },
 		{ "mint-key",    required_argument, NULL, OPT_MINT },
 		{ "tenant",      required_argument, NULL, OPT_TENANT },
 		{ "scope",       required_argument, NULL, OPT_SCOPE },
@@ -168,7 +170,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:t:s:D:L:p:I:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:m:d:k:w:t:s:D:L:p:I:H:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': cfg->listen = optarg; break;
 		case 'm':
@@ -194,6 +196,10 @@ parse_args(int argc, char **argv, struct config *cfg)
 		case 'I':
 			cfg->idem_ttl_ms = (int64_t)parse_int(optarg, 1, 30 * 86400,
 			    "idempotency ttl (seconds)") * 1000;
+			break;
+		case 'H':
+			cfg->history_ttl_ms = (int64_t)parse_int(optarg, 1, 3650,
+			    "history days") * 86400 * 1000;
 			break;
 		case OPT_MINT:  mint.name = optarg; break;
 		case OPT_TENANT: mint.tenant = optarg; break;
@@ -270,6 +276,7 @@ main(int argc, char **argv)
 		/* Marketo admins retry within minutes or hours; a day covers a
 		 * retry campaign that runs the next morning. */
 		.idem_ttl_ms = 86400LL * 1000,
+		.history_ttl_ms = HISTORY_TTL_DEFAULT_MS,
 	};
 	struct store_config sc;
 	struct listener l;

@@ -13,6 +13,7 @@
 #include "route.h"
 
 #define REQUEST_ID_MAX	200	/* + key name fits LMDB's 511-byte keys */
+_Static_assert(REQUEST_ID_MAX <= HISTORY_REQUEST_ID_MAX, "an item's history keeps every request id");
 
 static const struct route_entry *const routes[] = {
 	&route_healthz_entry,
@@ -26,6 +27,9 @@ static const struct route_entry *const routes[] = {
 	&route_release_entry,
 	&route_remove_entry,
 	&route_status_entry,
+	&route_history_entry,
+	&route_items_entry,
+	&route_history_key_entry,
 	&route_kv_stats_entry,
 	&route_kv_get_entry,
 	&route_kv_set_entry,
@@ -204,6 +208,12 @@ request_id_parse(struct request *req)
 	snprintf(req->request_id, n, "%s:%s/%s", req->tenant, req->key->name, id);
 	request_fingerprint(req);
 	return E_OK;
+}
+
+const char *
+route_request_id(const struct request *req)
+{
+	return req->request_id ? strchr(req->request_id, '/') + 1 : NULL;
 }
 
 const char *

@@ -63,15 +63,17 @@ struct route_entry {
 	const char *const *params;	/* NULL-terminated */
 };
 
-/* The rows, declared in route_queue.c, route_kv.c, route_once.c and
- * route_admin.c; route.c's table points at them. */
+/* The rows, declared in route_queue.c, route_kv.c, route_once.c,
+ * route_admin.c, route_history.c and route_items.c; route.c's table
+ * points at them. */
 extern const struct route_entry route_enqueue_entry, route_claim_entry,
 	route_pop_entry, route_ack_entry, route_release_entry,
 	route_remove_entry, route_status_entry, route_queue_stats_entry,
 	route_queue_list_entry, route_kv_get_entry, route_kv_set_entry,
 	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
 	route_once_entry, route_healthz_entry, route_ping_entry,
-	route_tenant_entry, route_tenants_entry;
+	route_tenant_entry, route_tenants_entry, route_history_entry,
+	route_history_key_entry, route_items_entry;
 
 /* What a route hands to storage: op (heap) is applied in a transaction,
  * its result rendered as the 200 answer, then released with free_op. */
@@ -132,5 +134,17 @@ enum casq_err param_json_value(const struct request *req, const char *name,
  * only when min is negative; *given says whether it was sent. */
 enum casq_err param_int(const struct request *req, const char *name,
 	int64_t min, int64_t max, enum casq_err bad, bool *given, int64_t *out);
+/* limit: 1 to max, def when absent (E_BAD_LIMIT). */
+enum casq_err param_limit(const struct request *req, size_t def, size_t max,
+	size_t *limit);
+/* The request's x_ annotations as compact JSON members,
+ * "\"x_campaign\":\"Welcome\",\"x_step\":2", for an item's history: text
+ * as JSON strings, JSON values as sent. E_BAD_ANNOTATION when a name or
+ * text is not UTF-8 without NUL, or all of them take more than
+ * HISTORY_ANNOTATIONS_MAX bytes. */
+enum casq_err param_annotations(const struct request *req, struct buf *out);
+/* The request id as the client sent it (req->request_id without its
+ * "tenant:key-name/" scope), or NULL. */
+const char *route_request_id(const struct request *req);
 
 #endif

@@ -121,3 +121,41 @@ param_int(const struct request *req, const char *name, int64_t min,
 	*out = (int64_t)v;
 	return E_OK;
 }
+
+enum casq_err
+param_limit(const struct request *req, size_t def, size_t max, size_t *limit)
+{
+	enum casq_err err;
+	int64_t v;
+	bool given;
+
+	*limit = def;
+	if ((err = param_int(req, "limit", 1, (int64_t)max, E_BAD_LIMIT, &given, &v)) == E_OK &&
+	    given)
+		*limit = (size_t)v;
+	return err;
+}
+
+enum casq_err
+param_annotations(const struct request *req, struct buf *out)
+{
+	struct json j;
+
+	json_begin(&j, out);
+	for (size_t i = 0; i < req->nparams; i++) {
+		const struct param *p = &req->params[i];
+
+		if (strncmp(p->name, "x_", 2) != 0)
+			continue;
+		if (!utf8_valid(p->name, strlen(p->name)))
+			return E_BAD_ANNOTATION;
+		if (p->kind == PARAM_JSON || p->kind == PARAM_NUMBER || p->kind == PARAM_BOOL) {
+			json_raw(&j, p->name, p->value, p->len);
+		} else {
+			if (strlen(p->value) != p->len || !utf8_valid(p->value, p->len))
+				return E_BAD_ANNOTATION;
+			json_strn(&j, p->name, p->value, p->len);
+		}
+	}
+	return out->len > HISTORY_ANNOTATIONS_MAX ? E_BAD_ANNOTATION : E_OK;
+}

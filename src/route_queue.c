@@ -12,10 +12,11 @@
 #define LEASE_MAX_MS	(604800LL * 1000)	/* a week: longer is a lost item */
 #define DELAY_MAX_MS	(31536000LL * 1000)	/* a year */
 
-/* The op and the payload text it points into. */
+/* The op and the payload and annotations text it points into. */
 struct queue_call {
 	struct queue_op op;
 	struct buf      payload;
+	struct buf      annotations;
 };
 
 static enum casq_err
@@ -200,6 +201,7 @@ queue_call_free(void *arg)
 
 	queue_result_free(&c->op.res);
 	buf_free(&c->payload);
+	buf_free(&c->annotations);
 	free(c);
 }
 
@@ -221,8 +223,13 @@ queue_route(struct app *app, struct request *req, struct response *res,
 
 	c->op = (struct queue_op){ .kind = kind, .now = req->now,
 	    .queue = req->scoped, .max_items = route_max_items(app, req),
-	    .claimant = "" };
-	if ((err = queue_op_params(req, &c->op, &c->payload)) != E_OK) {
+	    .claimant = "", .request_id = route_request_id(req) };
+	if ((err = queue_op_params(req, &c->op, &c->payload)) == E_OK &&
+	    queue_op_writes(&c->op))	/* what its history records */
+		err = param_annotations(req, &c->annotations);
+	c->op.annotations = c->annotations.data;
+	c->op.annotations_len = c->annotations.len;
+	if (err != E_OK) {
 		response_error(res, err);
 		queue_call_free(c);
 		return;

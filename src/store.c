@@ -44,7 +44,25 @@ static const struct {
 	{ "once",    offsetof(struct store, once) },
 	{ "idem",    offsetof(struct store, idem) },
 	{ "tenants", offsetof(struct store, tenants) },
+	{ "history", offsetof(struct store, history) },
 };
+
+/* Bring a database of schema from up to STORE_SCHEMA_VERSION, one step
+ * at a time, in txn (the open's: a failure leaves it as it was). */
+static int
+store_upgrade(struct store *st, MDB_txn *txn, int from, char *why, size_t whylen)
+{
+	if (from == 1) {	/* the schema before tenants */
+		if (store_upgrade_v1(st, txn, why, whylen) != 0)
+			return -1;
+		log_info("database upgraded to schema 2, its data now tenant %s's "
+		    "(entries moved: %s)", DEFAULT_TENANT, why);
+	}
+	if (store_upgrade_v2(st, txn, why, whylen) != 0)
+		return -1;
+	log_info("database upgraded to schema 3: %s", why);
+	return 0;
+}
 
 /* Create the named databases if missing and check the schema record. */
 static int
@@ -72,14 +90,11 @@ store_init_dbs(struct store *st, char *why, size_t whylen)
 			goto fail_txn;
 	} else if (rc != 0) {
 		goto fail_txn;
-	} else if (v.mv_size == 1 && *(char *)v.mv_data == '1') {
-		/* The schema before tenants: move it, in this transaction. */
-		if ((rc = store_upgrade_v1(st, txn, why, whylen)) != 0) {
+	} else if (v.mv_size == 1 && (*(char *)v.mv_data == '1' || *(char *)v.mv_data == '2')) {
+		if (store_upgrade(st, txn, *(char *)v.mv_data - '0', why, whylen) != 0) {
 			mdb_txn_abort(txn);
 			return -1;
 		}
-		log_info("database upgraded to schema %s, its data now tenant %s's "
-		    "(entries moved: %s)", want, DEFAULT_TENANT, why);
 		v.mv_data = want;
 		v.mv_size = strlen(want);
 		if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
@@ -198,6 +213,7 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 		goto fail;
 	}
 	mdb_env_set_userctx(st->env, st);	/* store_commit finds st */
+	st->history_ttl_ms = cfg->history_ttl_ms ? cfg->history_ttl_ms : HISTORY_TTL_DEFAULT_MS;
 	if (store_init_dbs(st, why, whylen) != 0)
 		goto fail;
 

@@ -27,7 +27,7 @@
  *      every record back);
  *   5. STORE_MAX_DBS in store.c, when a database is added.
  */
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 /* A queue, namespace or scope as the store keeps it: "tenant:name", the
  * tenant and the path's name each 1-64 of A-Z a-z 0-9 . _ - (route.c
  * checks both), so every key starts with its tenant (store_tenant.c). */
@@ -49,6 +49,7 @@
  * of the "swept:" log line. */
 enum expiry_kind {
 	EXPIRY_LEASE, EXPIRY_VALUE, EXPIRY_ONCE, EXPIRY_RESPONSE, EXPIRY_CLAIM,
+	EXPIRY_HISTORY,
 	EXPIRY__COUNT
 };
 
@@ -72,6 +73,8 @@ struct store {
 	MDB_dbi  once;		/* scope/id -> once record */
 	MDB_dbi  idem;		/* tenant:api-key-name/request-id -> stored response */
 	MDB_dbi  tenants;	/* tenant -> struct tenant_usage */
+	MDB_dbi  history;	/* tenant:<len>/key/queue/<seq hex> -> event */
+	int64_t  history_ttl_ms;	/* how long an event is kept */
 	/* What sweeps removed since the last "swept:" log line; written
 	 * only by the thread that runs write transactions. */
 	struct sweep_counts swept;
@@ -98,6 +101,7 @@ struct store_config {
 	size_t      map_size;
 	bool        relaxed;	/* MDB_NOMETASYNC: may lose the last commits on power loss */
 	unsigned    max_readers;	/* 0: STORE_MAX_READERS */
+	int64_t     history_ttl_ms;	/* 0: HISTORY_TTL_DEFAULT_MS */
 };
 
 /* Open (creating if needed) the environment and every database; check the
@@ -318,6 +322,13 @@ struct queue_op {
 	const char *claimant;	/* "" when not given */
 	const char *token;
 	int64_t     delay_ms, lease_ms;	/* lease_ms 0: consume on claim */
+	/* What the item's history records of the request (store_history.c):
+	 * its request id as the client sent it (NULL: none) and its x_
+	 * annotations as compact JSON members, "\"x_a\":1,..." (len 0:
+	 * none). Borrowed, as every string here. */
+	const char *request_id;
+	const char *annotations;
+	size_t      annotations_len;
 	struct queue_result res;
 };
 
@@ -334,12 +345,95 @@ typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
 enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *prefix,
 	const char *after, size_t limit, queue_visit_fn fn, void *ctx);
 
+/* Call fn for each item of queue ("tenant:name") in state (ITEM_READY or
+ * ITEM_LEASED, as status reports it: a lease that ran out is ready), in
+ * key order after after (NULL: from the first), at most limit times.
+ * A page reads at most QUEUE_ITEMS_SCAN_MAX items, so a rare state in a
+ * long queue costs each page a bounded walk: *next gets the key to
+ * continue after ("" when the walk reached the queue's end), which may
+ * come with fewer than limit items. since: when the item entered the
+ * state (store_queue.c says from what). E_NO_QUEUE for an unknown queue. */
+#define QUEUE_ITEMS_SCAN_MAX	10000
+typedef void (*queue_item_visit_fn)(void *ctx, const char *key, size_t len,
+	uint32_t attempts, int64_t since);
+enum casq_err queue_items(struct store *st, MDB_txn *txn, const char *queue,
+	enum item_state state, const char *after, size_t limit, int64_t now,
+	queue_item_visit_fn fn, void *ctx, char next[static ITEM_KEY_MAX + 1]);
+
 /* queue_apply as a store_apply_fn. */
 enum casq_err queue_apply_fn(struct store *st, MDB_txn *txn, void *op);
 /* queue_apply in a transaction of its own (store_run). */
 enum casq_err store_run_queue_op(struct store *st, struct queue_op *op);
 /* Expiry hooks: a lease ran out; a claim record's day is over. */
 expiry_sweep_fn queue_sweep_lease, queue_sweep_claim;
+
+/* --- item history (store_history.c) --- */
+/* Events are kept this long (casqd --history-days) and at most the last
+ * HISTORY_PER_ITEM per item: a month answers "what happened to this lead
+ * in the last campaign run"; a thousand events is a lead retried every
+ * hour for six weeks. */
+#define HISTORY_TTL_DEFAULT_MS	(30LL * 86400 * 1000)
+#define HISTORY_PER_ITEM	1000
+/* On disk: never renumber. */
+enum history_kind {
+	HISTORY_ENQUEUED = 1, HISTORY_CLAIMED, HISTORY_POPPED, HISTORY_ACKED,
+	HISTORY_RELEASED, HISTORY_EXPIRED, HISTORY_REMOVED, HISTORY_DEAD,
+	HISTORY_REDRIVEN, HISTORY_FOLLOW_UP,
+	HISTORY__END
+};
+/* "enqueued", "claimed", ...: the event as the API spells it; NULL for a
+ * value that is not one. */
+const char *history_kind_name(enum history_kind kind);
+
+/* One state change of one item. Each field is what the change knows:
+ * claimant (len 0: none), attempt (0: none), the lease token (hex
+ * digits, at least 8, no NUL needed; NULL: none; the first 8 are kept),
+ * the request's id (NUL-terminated; NULL: none) and x_ annotations
+ * (compact JSON members, len 0: none). In a visit, key, claimant and
+ * annotations point into the database (valid during the call), the
+ * others are NUL-terminated copies; token holds the 8 digits kept. */
+struct history_event {
+	const char *queue;	/* "tenant:name" */
+	const char *key;
+	size_t      key_len;
+	enum history_kind kind;
+	int64_t     at;
+	uint32_t    attempt;
+	const char *claimant;
+	size_t      claimant_len;
+	const char *token;
+	const char *request_id;
+	const char *annotations;
+	size_t      annotations_len;
+};
+/* Longest request id and annotations an event keeps; route.c and
+ * route_params.c refuse longer ones. */
+#define HISTORY_REQUEST_ID_MAX	200
+#define HISTORY_ANNOTATIONS_MAX	1024
+
+/* Append ev to its item's history in txn, the transaction of the state
+ * change it records (so both commit or neither does), trimming the
+ * item's oldest event beyond HISTORY_PER_ITEM. 0 or an LMDB code, as the
+ * families' record writes: call it after the op's refusals. */
+int  history_add(struct store *st, MDB_txn *txn, const struct history_event *ev);
+/* fn(ctx, ev) for the last limit events of key in queue ("tenant:name"),
+ * oldest first. E_NO_QUEUE when the queue does not exist; a key without
+ * history calls fn never. */
+typedef void (*history_visit_fn)(void *ctx, const struct history_event *ev);
+enum casq_err history_list(struct store *st, MDB_txn *txn, const char *queue,
+	const char *key, size_t limit, history_visit_fn fn, void *ctx);
+/* The same for key in every queue of tenant, the last limit events of
+ * them all in time order (ties in queue order); ev->queue names each. */
+enum casq_err history_list_key(struct store *st, MDB_txn *txn,
+	const char *tenant, const char *key, size_t limit,
+	history_visit_fn fn, void *ctx);
+/* When the item's newest event of one of kinds happened, into *at; false
+ * when its history holds none. Walks back from its newest event. */
+bool history_last_of(struct store *st, MDB_txn *txn, const char *queue,
+	const char *key, const enum history_kind *kinds, size_t nkinds,
+	int64_t *at);
+/* Expiry hook: an item's oldest events reached --history-days. */
+expiry_sweep_fn history_sweep;
 
 /* --- values with compare-and-swap, counters (store_kv.c) --- */
 #define KV_VALUE_MAX	PAYLOAD_MAX
@@ -445,6 +539,9 @@ enum casq_err tenant_list(struct store *st, MDB_txn *txn, tenant_visit_fn fn,
 /* Schema 1 to 2: every key gets the tenant "default:", in one transaction
  * (store_upgrade.c). why gets the counts, or the reason it failed. */
 int  store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen);
+/* Schema 2 to 3: item history (a new database, created empty at open:
+ * events are recorded from the upgrade on). */
+int  store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen);
 
 /* --- the consistency walk (store_verify.c) --- */
 /* Called once per problem found, with one line of text (no newline). */

@@ -37,6 +37,7 @@ static const struct expiry_kind_row {
 	[EXPIRY_ONCE]     = { 'o', "once id(s)",         once_sweep },
 	[EXPIRY_RESPONSE] = { 'i', "stored response(s)", idem_sweep },
 	[EXPIRY_CLAIM]    = { 'c', "claim record(s)",    queue_sweep_claim },
+	[EXPIRY_HISTORY]  = { 'h', "item history(s)",    history_sweep },
 };
 
 /* --- the index --- */

@@ -219,6 +219,46 @@ claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
 }
 
 /*----------------------------------------------------------------------------
+ * History: each state change below tells store_history.c, in its own
+ * transaction; one that passes the record's claimant and token does so
+ * before it writes the item (they point into the record)
+ *--------------------------------------------------------------------------*/
+
+/* The change kind of item ik at `at`; attempt, claimant (clen bytes) and
+ * token (hex, NULL: none) are the lease's; op is the request that made
+ * the change, NULL for none (a lease that ran out). */
+static int
+item_history(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, enum history_kind kind, int64_t at,
+    uint32_t attempt, const char *claimant, size_t clen, const char *token,
+    const struct queue_op *op)
+{
+	size_t qlen = strlen(queue);
+	struct history_event ev = { .queue = queue, .key = ik->data + qlen + 1,
+	    .key_len = ik->val.mv_size - qlen - 1, .kind = kind, .at = at,
+	    .attempt = attempt, .claimant = claimant, .claimant_len = clen,
+	    .token = token };
+
+	if (op != NULL) {
+		ev.request_id = op->request_id;
+		ev.annotations = op->annotations;
+		ev.annotations_len = op->annotations_len;
+	}
+	return history_add(st, txn, &ev);
+}
+
+/* The holder's lease, as the history of a change to a leased item
+ * records it. */
+static int
+lease_history(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, const struct item *it, enum history_kind kind,
+    int64_t at, const struct queue_op *op)
+{
+	return item_history(st, txn, queue, ik, kind, at, it->h.attempts,
+	    it->claimant, it->h.claimant_len, it->h.token, op);
+}
+
+/*----------------------------------------------------------------------------
  * State changes: an item moves between ready, leased and consumed, with
  * its index entries and the queue's counters
  *--------------------------------------------------------------------------*/
@@ -274,8 +314,11 @@ static int
 lease_expire(struct store *st, MDB_txn *txn, const char *queue,
     const struct item_key *ik, struct item *it, struct queue_stats *qs)
 {
-	int rc = lease_to_ready(st, txn, queue, ik, it, it->h.lease_until, true, qs);
+	int rc = lease_history(st, txn, queue, ik, it, HISTORY_EXPIRED,
+	    it->h.lease_until, NULL);
 
+	if (rc == 0)
+		rc = lease_to_ready(st, txn, queue, ik, it, it->h.lease_until, true, qs);
 	if (rc == 0)
 		qs->expired++;
 	return rc;
@@ -401,7 +444,9 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	h.ready_at = op->now + op->delay_ms;
 	h.payload_len = (uint32_t)op->payload_len;
 	if ((rc = item_put(st, txn, &ik, &h, "", op->payload ? op->payload : "")) != 0 ||
-	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0)
+	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0 ||
+	    (rc = item_history(st, txn, op->queue, &ik, HISTORY_ENQUEUED, op->now,
+	    0, "", 0, NULL, op)) != 0)
 		return rc;
 	/* Queued again: the old "who claimed it" no longer describes it. */
 	rc = mdb_del(txn, st->claimed, &ik.val, NULL);
@@ -475,6 +520,10 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 		res->state = ITEM_CLAIMED;
 		res->claimed_at = op->now;
 	}
+	if ((rc = item_history(st, txn, op->queue, ik, op->kind == QOP_POP ?
+	    HISTORY_POPPED : HISTORY_CLAIMED, op->now, h.attempts, op->claimant,
+	    clen, res->token, op)) != 0)
+		return rc;
 	qs->ready--;
 	qs->claimed++;
 	res->ok = true;
@@ -576,7 +625,8 @@ op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
 	item_key_make(&ik, op->queue, op->key);
 	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
 		return rc;
-	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
+	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_ACKED, op->now, op)) != 0 ||
+	    (rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
 	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant, it.h.claimant_len)) != 0 ||
 	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
 		return rc;
@@ -599,7 +649,8 @@ op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
 	item_key_make(&ik, op->queue, op->key);
 	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
 		return rc;
-	if ((rc = lease_to_ready(st, txn, op->queue, &ik, &it,
+	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_RELEASED, op->now, op)) != 0 ||
+	    (rc = lease_to_ready(st, txn, op->queue, &ik, &it,
 	    op->now + op->delay_ms, false, qs)) != 0)
 		return rc;
 	qs->released++;
@@ -625,6 +676,13 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 		op->res.reason = REFUSAL_NOT_QUEUED;
 		return 0;
 	}
+	if (rc != 0)
+		return rc;
+	if (it.h.state == ITEM_LEASED)
+		rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_REMOVED, op->now, op);
+	else
+		rc = item_history(st, txn, op->queue, &ik, HISTORY_REMOVED, op->now,
+		    it.h.attempts, "", 0, NULL, op);
 	if (rc != 0)
 		return rc;
 	if (it.h.state == ITEM_LEASED) {
@@ -815,6 +873,130 @@ queue_list(struct store *st, MDB_txn *txn, const char *prefix,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
+}
+
+/*----------------------------------------------------------------------------
+ * Listing: a queue's items of one state, in key order
+ *--------------------------------------------------------------------------*/
+
+/* The state an item is listed in, as status reports it: a lease that ran
+ * out is ready from its end. */
+static enum item_state
+listed_state(const struct item_hdr *h, int64_t now, int64_t *ready_at)
+{
+	*ready_at = h->ready_at;
+	if (h->state == ITEM_LEASED && h->lease_until <= now) {
+		*ready_at = h->lease_until;
+		return ITEM_READY;
+	}
+	return (enum item_state)h->state;
+}
+
+/* When a listed item entered its state. Ready: ready_at, when it became
+ * (or, delayed, becomes) claimable: its enqueue, release or lease's end.
+ * Leased: its claim, which the record does not keep (only the lease's
+ * end) but its history does; 0 when that event has left the history
+ * (--history-days shorter than the lease). */
+static int64_t
+item_since(struct store *st, MDB_txn *txn, const char *queue, const char *key,
+    enum item_state state, int64_t ready_at)
+{
+	static const enum history_kind claims[] = { HISTORY_CLAIMED, HISTORY_POPPED };
+	int64_t at = 0;
+
+	if (state == ITEM_READY)
+		return ready_at;
+	history_last_of(st, txn, queue, key, claims, 2, &at);
+	return at;
+}
+
+/* One item of the walk: fn when it is in state. */
+static int
+items_visit(struct store *st, MDB_txn *txn, const char *queue, const MDB_val *k,
+    const MDB_val *v, enum item_state state, int64_t now, queue_item_visit_fn fn,
+    void *ctx, bool *listed)
+{
+	size_t qlen = strlen(queue);
+	char key[ITEM_KEY_MAX + 1];
+	struct item_hdr h;
+	enum item_state s;
+	int64_t ready_at;
+
+	if (v->mv_size < sizeof h || k->mv_size - qlen - 1 > ITEM_KEY_MAX)
+		return MDB_CORRUPTED;
+	memcpy(&h, v->mv_data, sizeof h);
+	s = listed_state(&h, now, &ready_at);
+	*listed = s == state;
+	if (!*listed || fn == NULL)
+		return 0;
+	memcpy(key, (const char *)k->mv_data + qlen + 1, k->mv_size - qlen - 1);
+	key[k->mv_size - qlen - 1] = '\0';
+	fn(ctx, key, k->mv_size - qlen - 1, h.attempts,
+	    item_since(st, txn, queue, key, s, ready_at));
+	return 0;
+}
+
+/* The walk after "queue/after": items in key order. It stops at limit
+ * items, at the queue's end, or after QUEUE_ITEMS_SCAN_MAX items read;
+ * *next is then the last key read when more may follow. */
+static int
+items_walk(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *queue,
+    enum item_state state, const char *after, size_t limit, int64_t now,
+    queue_item_visit_fn fn, void *ctx, char next[static ITEM_KEY_MAX + 1])
+{
+	size_t qlen = strlen(queue), n = 0, scanned = 0;
+	struct item_key start;
+	MDB_val k, v;
+	int rc;
+
+	item_key_make(&start, queue, after ? after : "");
+	k = start.val;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		bool listed;
+
+		if (k.mv_size <= qlen + 1 || memcmp(k.mv_data, start.data, qlen + 1) != 0)
+			break;		/* past the queue's items */
+		if (k.mv_size == start.val.mv_size &&
+		    memcmp(k.mv_data, start.data, k.mv_size) == 0)
+			continue;	/* after itself */
+		if (scanned++ == QUEUE_ITEMS_SCAN_MAX)
+			return 0;	/* next: the last one read */
+		if (n == limit) {
+			/* one more might be listed: the next page shows */
+			if ((rc = items_visit(st, txn, queue, &k, &v, state, now,
+			    NULL, NULL, &listed)) != 0 || listed)
+				return rc;
+		} else if ((rc = items_visit(st, txn, queue, &k, &v, state, now,
+		    fn, ctx, &listed)) != 0) {
+			return rc;
+		} else if (listed) {
+			n++;
+		}
+		memcpy(next, (const char *)k.mv_data + qlen + 1, k.mv_size - qlen - 1);
+		next[k.mv_size - qlen - 1] = '\0';
+	}
+	next[0] = '\0';		/* the queue's end */
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum casq_err
+queue_items(struct store *st, MDB_txn *txn, const char *queue,
+    enum item_state state, const char *after, size_t limit, int64_t now,
+    queue_item_visit_fn fn, void *ctx, char next[static ITEM_KEY_MAX + 1])
+{
+	struct queue_stats qs;
+	MDB_cursor *cur;
+	int rc = stats_get(st, txn, queue, &qs);
+
+	next[0] = '\0';
+	if (rc == MDB_NOTFOUND)
+		return E_NO_QUEUE;
+	if (rc != 0 || (rc = mdb_cursor_open(txn, st->items, &cur)) != 0)
+		return store_map_error(rc, "list items: open");
+	rc = items_walk(st, txn, cur, queue, state, after, limit, now, fn, ctx, next);
+	mdb_cursor_close(cur);
+	return store_map_error(rc, "list items");
 }
 
 /*----------------------------------------------------------------------------

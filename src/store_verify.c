@@ -13,6 +13,9 @@
  *   - every record that ends at a known time (a lease, a claim record, a
  *     value with a ttl, a once-window, a stored answer) has its entry in
  *     "expiry", so the sweep will find it;
+ *   - every history event decodes and names a queue that exists; an
+ *     item's events are one unbroken run of seqs, at most
+ *     HISTORY_PER_ITEM, and its oldest has its entry in "expiry";
  *   - each namespace's key counter equals its values;
  *   - each tenant's usage (items, values, windows) equals what its part
  *     of "items", "kv" and "once" holds.
@@ -38,6 +41,8 @@
 #define ONCE_REC_SIZE	24
 #define IDEM_HDR_SIZE	56
 #define KVNS_SIZE	(7 * 8)
+#define HISTORY_HDR_SIZE	32
+#define HISTORY_SEQ_HEX		16
 /* "queue/<16 hex>/<16 hex>" and its NUL */
 #define INDEX_KEY_BUF	(QUEUE_NAME_MAX + 1 + 16 + 1 + 16 + 1)
 /* Problems reported one by one; past this only the count goes on, so a
@@ -75,6 +80,10 @@ struct verify {
 	size_t         nns;
 	struct tcount *t;	/* few tenants: a linear search will do */
 	size_t         nt;
+	/* the item range the history walk is in: its prefix, last seq, count */
+	char           hist_item[512];
+	size_t         hist_item_len;
+	uint64_t       hist_seq, hist_count;
 };
 
 /* The tenant counted under the "tenant:" part of key k, added when new;
@@ -507,6 +516,77 @@ visit_idem(struct verify *v, const MDB_val *k, const MDB_val *d)
 		problem(v, "idem: the answer kept for '%s' has no expiry entry", s);
 }
 
+/* --- item history --- */
+
+/* The queue ("tenant:name") of a history key "tenant:<len>/key/name/<seq>"
+ * into queue; false when the key does not have that form. */
+static bool
+history_key_queue(const MDB_val *k, char queue[static QUEUE_NAME_MAX + 1])
+{
+	const char *p = k->mv_data, *end = p + k->mv_size - HISTORY_SEQ_HEX - 1;
+	const char *colon = memchr(p, ':', k->mv_size), *q, *name;
+	size_t len = 0;
+
+	if (k->mv_size < HISTORY_SEQ_HEX + 7 || colon == NULL || *end != '/')
+		return false;
+	for (q = end + 1; q < p + k->mv_size; q++)
+		if (strchr("0123456789abcdef", *q) == NULL || *q == '\0')
+			return false;
+	for (q = colon + 1; q < end && *q >= '0' && *q <= '9'; q++)
+		len = len * 10 + (size_t)(*q - '0');
+	if (q == colon + 1 || q >= end || *q != '/' || len == 0 || len > ITEM_KEY_MAX ||
+	    (size_t)(end - q) <= len + 2 || q[1 + len] != '/')
+		return false;
+	name = q + 1 + len + 1;
+	if ((size_t)(colon - p) + (colon > p) + (size_t)(end - name) > QUEUE_NAME_MAX ||
+	    memchr(name, '/', (size_t)(end - name)) != NULL)
+		return false;
+	/* a name stored without a tenant (tools, tests) has tenant "" */
+	snprintf(queue, QUEUE_NAME_MAX + 1, "%.*s%.*s", (int)(colon - p + (colon > p)), p,
+	    (int)(end - name), name);
+	return true;
+}
+
+static void
+visit_history(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	const char *p = d->mv_data;
+	char s[201], queue[QUEUE_NAME_MAX + 1], hex[HISTORY_SEQ_HEX + 1];
+	size_t plen = k->mv_size - HISTORY_SEQ_HEX;
+	uint64_t seq;
+
+	shown(k->mv_data, k->mv_size, s);
+	if (!history_key_queue(k, queue)) {
+		problem(v, "history: malformed key '%s'", s);
+		return;
+	}
+	if (d->mv_size < HISTORY_HDR_SIZE || d->mv_size != HISTORY_HDR_SIZE +
+	    (size_t)rd16(p + 24) + (uint8_t)p[27] + (uint8_t)p[28] ||
+	    history_kind_name((enum history_kind)(uint8_t)p[26]) == NULL) {
+		problem(v, "history: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
+		return;
+	}
+	if (queue_find(v, queue, strlen(queue)) == NULL)
+		problem(v, "history: '%s' belongs to a queue without a record", s);
+	memcpy(hex, (const char *)k->mv_data + plen, HISTORY_SEQ_HEX);
+	hex[HISTORY_SEQ_HEX] = '\0';
+	seq = strtoull(hex, NULL, 16);
+	if (plen == v->hist_item_len && memcmp(k->mv_data, v->hist_item, plen) == 0) {
+		if (seq != v->hist_seq + 1)
+			problem(v, "history: '%s' follows seq %" PRIu64 " (an item's seqs are one run)",
+			    s, v->hist_seq);
+		if (++v->hist_count == HISTORY_PER_ITEM + 1)
+			problem(v, "history: '%s' is past its item's %d events", s, HISTORY_PER_ITEM);
+	} else {		/* an item's oldest event */
+		memcpy(v->hist_item, k->mv_data, plen);
+		v->hist_item_len = plen;
+		v->hist_count = 1;
+		if (!expiry_has(v, (int64_t)rd64(p + 8), EXPIRY_HISTORY, k->mv_data, plen))
+			problem(v, "history: the oldest event '%s' has no expiry entry", s);
+	}
+	v->hist_seq = seq;
+}
+
 /* Entries may be stale (the sweep drops those), but each must parse. */
 static void
 visit_expiry(struct verify *v, const MDB_val *k, const MDB_val *d)
@@ -589,6 +669,7 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	    walk(&v, st->kv, "kv", visit_kv) &&
 	    walk(&v, st->once, "once", visit_once) &&
 	    walk(&v, st->idem, "idem", visit_idem) &&
+	    walk(&v, st->history, "history", visit_history) &&
 	    walk(&v, st->expiry, "expiry", visit_expiry) &&
 	    walk(&v, st->tenants, "tenants", visit_tenant);
 	if (walked) {

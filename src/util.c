@@ -148,6 +148,13 @@ iso8601(int64_t ms, char out[static 32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void
+iso8601_ms(int64_t ms, char out[static 32])
+{
+	iso8601(ms, out);
+	snprintf(out + 19, 32 - 19, ".%03dZ", (int)(ms % 1000));
+}
+
 bool
 name_valid(const char *s, size_t n, size_t max)
 {

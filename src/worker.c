@@ -559,6 +559,7 @@ config_store(const struct config *cfg)
 		.dir = cfg->data_dir,
 		.map_size = cfg->map_size,
 		.relaxed = cfg->relaxed,
+		.history_ttl_ms = cfg->history_ttl_ms,
 		/* a read transaction per serving thread at most; one more
 		 * worker for a restart's overlap, and room for mdb_stat */
 		.max_readers = (unsigned)((cfg->workers + 1) * (cfg->threads + 2) + 126),

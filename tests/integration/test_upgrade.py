@@ -2,7 +2,8 @@
 """The upgrade to tenants: a database written by casqd of schema 1
 (tests/fixtures/schema1.dump, made by tests/fixtures/make-schema1.py) is
 loaded with mdb_load and opened by this casqd, which moves it to schema 2
-in one transaction, its data becoming tenant default's. Every item, claim
+in one transaction, its data becoming tenant default's, and on to schema
+3 (item history, from then on). Every item, claim
 record, lease, delayed item, value, counter, once-window and stored answer
 must survive and still behave: claims, acks, replays, expiry; the log
 names the counts; a database of a newer schema is still refused."""
@@ -48,6 +49,8 @@ def main():
         ok("database upgraded to schema 2, its data now tenant default's" in log and
            "items 5" in log and "claimed 1" in log and "kv 3" in log and "once 1" in log and "idem 1" in log,
            "the upgrade is logged with its counts", log[-600:])
+        ok("database upgraded to schema 3: item history recorded from now on" in log,
+           "the step to schema 3 is logged", log[-600:])
         q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
         r = s.call("GET", "/v1/tenant")
         eq((r.get("tenant"), r.get("items"), r.get("values"), r.get("windows"), r.get("queues"),
@@ -62,6 +65,9 @@ def main():
            "the ready item is claimed with its payload")
         r = q("ack", key="b", token=expect["b_token"])
         eq(r.get("acked"), True, "the lease taken before the upgrade is acked with its token")
+        r = s.call("GET", "/v1/queues/welcome/history", params={"key": "b"})
+        eq([(e["event"], e.get("token")) for e in r.get("events", [])], [("acked", expect["b_token"][:8])],
+           "history starts at the upgrade: b's ack, with its lease's token")
         r = q("enqueue", key="e", request_id="r1")
         eq(r.text, expect["r1_answer"], "a retry of a request id stored before the upgrade replays")
         kv = lambda op, **p: s.call("POST", "/v1/kv/leads/" + op, body=p)  # noqa: E731
@@ -85,10 +91,13 @@ def main():
         while time.monotonic() < deadline and s.call("GET", "/v1/tenant").get("values") != 2:
             time.sleep(0.1)
         eq(s.call("GET", "/v1/tenant").get("values"), 2, "once swept, t no longer counts: x and n")
-        # a second start finds schema 2 and moves nothing
+        eq([e["event"] for e in s.call("GET", "/v1/queues/welcome/history",
+                                       params={"key": "f"}).get("events", [])],
+           ["expired", "claimed"], "the lease taken before the upgrade ran out in f's history")
+        # a second start finds schema 3 and moves nothing
         s.restart_casqd()
         with open(s.casqd_log) as f:
-            eq(f.read().count("database upgraded"), 1, "a restart does not upgrade again")
+            eq(f.read().count("database upgraded"), 2, "a restart does not upgrade again")
         eq(q("status", key="d").get("state"), "ready", "the data is there after the restart")
 
 

@@ -203,7 +203,8 @@ test_open(void)
 	char why[256] = "", got[64];
 	struct store *s, *s2;
 	MDB_txn *txn;
-	MDB_val k = { 14, "schema_version" }, v = { 1, "3" };
+	MDB_val k = { 14, "schema_version" }, v = { 1, "4" }, v2 = { 1, "2" };
+	MDB_dbi history;
 
 	diag("--- open");
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -212,7 +213,7 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "2", "store: new environment has schema_version 2");
+	is_str(got, "3", "store: new environment has schema_version 3");
 	store_close(s);
 
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -220,7 +221,24 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "2", "store: schema_version still 2 after reopen");
+	is_str(got, "3", "store: schema_version still 3 after reopen");
+
+	/* A database of schema 2: no history database yet. */
+	if (store_begin(s, true, &txn) == E_OK) {
+		mdb_put(txn, s->meta, &k, &v2, 0);
+		mdb_drop(txn, s->history, 1);
+		store_commit(txn);
+	}
+	store_close(s);
+	s = store_at("open", MAP_DEFAULT, why, sizeof why);
+	if (!ok(s != NULL, "store: open upgrades schema_version 2"))
+		return;
+	schema_of(s, got, sizeof got);
+	is_str(got, "3", "store: ... to schema_version 3");
+	ok(store_begin(s, false, &txn) == E_OK &&
+	    mdb_dbi_open(txn, "history", 0, &history) == 0,
+	    "store: ... with a history database");
+	mdb_txn_abort(txn);
 
 	/* Pretend a future casqd wrote the database. */
 	if (store_begin(s, true, &txn) == E_OK) {
@@ -230,8 +248,8 @@ test_open(void)
 	store_close(s);
 	why[0] = '\0';
 	s2 = store_at("open", MAP_DEFAULT, why, sizeof why);
-	ok(s2 == NULL, "store: open refuses schema_version 3 (a newer casqd's)");
-	ok(strstr(why, "schema version 3") != NULL,
+	ok(s2 == NULL, "store: open refuses schema_version 4 (a newer casqd's)");
+	ok(strstr(why, "schema version 4") != NULL,
 	    "store: the refusal names the version found (%s)", why);
 	store_close(s2);
 
