@@ -69,6 +69,65 @@ void sha256(const void *data, size_t n, unsigned char out[32]);
 /* Fill out with n random bytes from the OS CSPRNG (libcrypto). */
 void random_bytes(unsigned char *out, size_t n);
 
+/* --- metrics (metrics.c): counters shared by every worker process --- */
+/* The master maps one table before its first fork; each worker counts
+ * into its own slot of it (its worker number), which outlives the
+ * worker, so counts survive a worker's replacement; any worker reads
+ * the sum of all slots for GET /metrics. Counting is relaxed atomic adds
+ * in shared memory: no lock, no system call. */
+#define METRICS_ROUTES		40	/* route.c's rows + 1 ("none"); route.c checks */
+#define METRICS_STATUSES	16	/* the statuses casqd answers, and "other" */
+#define METRICS_TIME_BUCKETS	16	/* histogram bounds of a duration */
+#define METRICS_OPS_BUCKETS	9	/* histogram bounds of a batch's size */
+/* The statuses counted apart, in the table's order; 0 ends the list,
+ * and its cell counts any other. */
+extern const int      metrics_statuses[METRICS_STATUSES];
+/* Upper bounds (inclusive, Prometheus's "le") of the histograms' buckets;
+ * a last bucket, +Inf, takes the rest. */
+extern const uint64_t metrics_time_bounds_ns[METRICS_TIME_BUCKETS];
+extern const uint64_t metrics_ops_bounds[METRICS_OPS_BUCKETS];
+
+struct metrics;
+/* The table for workers worker processes (MAP_SHARED, zeroed); NULL on
+ * failure. */
+struct metrics *metrics_create(int workers);
+/* In a worker process, right after the fork and before any thread:
+ * count into slot worker from now on. Without it (the master, tests,
+ * tools) counting does nothing and a read sees zeros. */
+void     metrics_attach(struct metrics *m, int worker);
+/* CLOCK_MONOTONIC in ns (the vDSO: no system call). */
+uint64_t metrics_clock_ns(void);
+/* A request answered: route is req->route, started_ns its
+ * metrics_clock_ns() when it was read. */
+void     metrics_request(unsigned route, int status, uint64_t started_ns);
+/* Operations queued for the committer: +1 on submit, -n when a batch of
+ * n is taken (both under the committer's lock, so the sum never dips). */
+void     metrics_committer_queued(int64_t delta);
+/* A group commit of ops operations, begun at started_ns, is done. */
+void     metrics_commit(int ops, uint64_t started_ns);
+/* The master: a worker died without being asked to stop (it is started
+ * again, at once or after a back-off). */
+void     metrics_worker_restart(struct metrics *m);
+
+/* A histogram summed over the workers: bucket[i] counts the values up to
+ * bound i (not cumulative), bucket[nbounds] the larger ones. */
+struct metrics_hist {
+	uint64_t bucket[METRICS_TIME_BUCKETS + 1];
+	uint64_t sum;		/* ns for durations, operations for batches */
+};
+struct metrics_view {
+	int      workers;
+	uint64_t worker_restarts;
+	int64_t  committer_queued;
+	uint64_t requests[METRICS_ROUTES][METRICS_STATUSES];
+	struct metrics_hist duration[METRICS_ROUTES];
+	struct metrics_hist commit_time, commit_ops;
+};
+/* Every slot of the table this worker counts into, summed (zeros when it
+ * counts into none). Each cell is read once, atomically; a request being
+ * counted meanwhile may show in its bucket and not yet in the sum. */
+void     metrics_read(struct metrics_view *v);
+
 /*
  * Every failure a request can meet. The HTTP layer maps each to a status,
  * a reason phrase and a JSON code (http_response.c, err_table); storage

@@ -25,6 +25,7 @@ struct config {
 	int64_t     idem_ttl_ms;	/* responses kept for request_id retries */
 	int64_t     history_ttl_ms;	/* item history kept (--history-days) */
 	struct ratelimit *rl;	/* per-key limits, shared by master and workers */
+	struct metrics *metrics;	/* counters, shared likewise (metrics.c) */
 };
 
 struct listener {

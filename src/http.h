@@ -32,8 +32,10 @@ struct request {
 	size_t      body_len;
 	bool        body_incomplete;	/* ended before its Content-Length */
 	int64_t     now;
+	uint64_t    started_ns;		/* metrics_clock_ns() as it was read */
 	/* filled by routing and parsing */
 	char        path[512];
+	unsigned    route;		/* route.c's row + 1; 0: no route (for metrics) */
 	char        name[65];		/* the {queue}, {namespace} or {scope} segment */
 	char        scoped[TENANT_NAME_MAX + 1 + 65];	/* "tenant:name", as stored */
 	char       *request_id;		/* "key-name/id" from request_id or Idempotency-Key */
@@ -54,6 +56,7 @@ struct response {
 	const char *reason;
 	const char *allow;		/* Allow header for 405 */
 	int         retry_after;	/* Retry-After header for 429 (seconds), 0: none */
+	const char *content_type;	/* NULL: application/json */
 	struct buf  body;		/* one line of compact JSON */
 	struct route_call *pending;	/* a write waiting for its commit */
 };

@@ -301,6 +301,8 @@ main(int argc, char **argv)
 	if (!ratelimit_register(cfg.rl, kr))
 		die("%s: too many keys with a rate limit", cfg.keys_file);
 	keyring_free(kr);
+	if ((cfg.metrics = metrics_create(cfg.workers)) == NULL)
+		die("cannot map the metrics table: %s", strerror(errno));
 	if (listener_open(&cfg, &l, why, sizeof why) != 0)
 		die("%s", why);
 	if (cfg.pid_file)

@@ -102,6 +102,7 @@ worker_child(struct pool *p, int i, int fd)
 	/* Signals stay blocked: worker_main installs its handlers first, so
 	 * a SIGTERM sent right after the fork waits for them. A slot that is
 	 * failing logs why only the first time (the master said it loops). */
+	metrics_attach(p->cfg->metrics, i);	/* before any thread */
 	_exit(worker_main(p->cfg, p->listener->fd, fd, p->slots[i].failed_starts > 0));
 }
 
@@ -205,6 +206,7 @@ reap(struct pool *p, bool stopping)
 			s->restart_at = clock_now_ms();
 			continue;
 		}
+		metrics_worker_restart(p->cfg->metrics);
 		if (WIFSIGNALED(status))
 			snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
 		else

@@ -38,7 +38,11 @@ static const struct route_entry *const routes[] = {
 	&route_once_entry,
 	&route_tenant_entry,
 	&route_tenants_entry,
+	&route_metrics_entry,
 };
+#define ROUTE_COUNT	(sizeof routes / sizeof routes[0])
+_Static_assert(ROUTE_COUNT < METRICS_ROUTES,
+    "metrics.c counts requests by route: raise METRICS_ROUTES");
 
 /* Segment-by-segment match; *star gets the "*" segment. */
 static bool
@@ -80,13 +84,14 @@ request_path(struct request *req)
 static const struct route_entry *
 route_find(struct request *req, enum casq_err *name_err)
 {
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+	for (size_t i = 0; i < ROUTE_COUNT; i++) {
 		const struct route_entry *r = routes[i];
 		const char *star = NULL;
 		size_t star_len = 0;
 
 		if (!route_match(r->pattern, req->path, &star, &star_len))
 			continue;
+		req->route = (unsigned)i + 1;
 		*name_err = E_OK;
 		if (star != NULL && !name_valid(star, star_len, PATH_NAME_MAX))
 			*name_err = r->bad_name;
@@ -208,6 +213,18 @@ request_id_parse(struct request *req)
 	snprintf(req->request_id, n, "%s:%s/%s", req->tenant, req->key->name, id);
 	request_fingerprint(req);
 	return E_OK;
+}
+
+unsigned
+route_count(void)
+{
+	return ROUTE_COUNT;
+}
+
+const char *
+route_pattern(unsigned route)
+{
+	return route >= 1 && route <= ROUTE_COUNT ? routes[route - 1]->pattern : NULL;
 }
 
 const char *

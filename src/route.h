@@ -73,7 +73,11 @@ extern const struct route_entry route_enqueue_entry, route_claim_entry,
 	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
 	route_once_entry, route_healthz_entry, route_ping_entry,
 	route_tenant_entry, route_tenants_entry, route_history_entry,
-	route_history_key_entry, route_items_entry;
+	route_history_key_entry, route_items_entry, route_metrics_entry;
+/* The rows by number, as req->route counts them: 1 to route_count(); 0
+ * (and any other number) is no route, and has no pattern (NULL). */
+unsigned    route_count(void);
+const char *route_pattern(unsigned route);
 
 /* What a route hands to storage: op (heap) is applied in a transaction,
  * its result rendered as the 200 answer, then released with free_op. */
@@ -114,6 +118,19 @@ void route_exec(struct app *app, struct request *req, struct response *res,
  * (or failed with err); route_finish releases the call. */
 enum casq_err route_call_apply(struct store *st, MDB_txn *txn, void *call);
 void route_finish(struct response *res, enum casq_err err);
+
+/* --- metrics_render.c: the text GET /metrics answers --- */
+/* Prometheus's text exposition format, version 0.0.4. */
+#define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
+struct metrics_scrape {
+	const char *tenant;	/* whose queues; NULL: every tenant's */
+	struct buf *out;	/* the exposition, each line ending in '\n' */
+};
+/* A store_apply_fn for a read transaction: the workers' counters
+ * (metrics_read), the environment's use and the queues' series of
+ * scrape->tenant into scrape->out. Reads only stats records, so it costs
+ * one cursor step per queue and never waits for the committer. */
+enum casq_err metrics_render(struct store *st, MDB_txn *txn, void *scrape);
 
 /* --- route_params.c: typed parameters, each with its own error --- */
 /* Text: *out NULL when absent, else UTF-8 without NUL, at most max bytes. */

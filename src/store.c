@@ -402,28 +402,74 @@ store_run(struct store *st, bool write, int64_t now, store_apply_fn fn,
 	return store_commit(txn);
 }
 
-/* Pages on LMDB's free list into *n: each record of the free database
- * holds a count followed by that many page numbers. False when it could
- * not be read. */
-static bool
-free_pages(struct store *st, size_t *n)
+/* Pages on LMDB's free list as txn sees it into *n: each record of the
+ * free database holds a count followed by that many page numbers.
+ * 0 or an LMDB code. */
+static int
+free_pages_in(MDB_txn *txn, size_t *n)
 {
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
 	*n = 0;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		if (v.mv_size >= sizeof(size_t))
+			*n += *(size_t *)v.mv_data;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The same in a read transaction of its own; false when it could not be
+ * read. */
+static bool
+free_pages(struct store *st, size_t *n)
+{
+	MDB_txn *txn;
+	bool ok;
+
+	*n = 0;
 	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return false;
-	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-			if (v.mv_size >= sizeof(size_t))
-				*n += *(size_t *)v.mv_data;
-		mdb_cursor_close(cur);
-	}
+	ok = free_pages_in(txn, n) == 0;
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND;
+	return ok;
+}
+
+/* mdb_reader_list's callback: one line per reader slot in use, after a
+ * header line ("pid thread txnid") or "(no active readers)". */
+static int
+reader_line(const char *line, void *ctx)
+{
+	unsigned *n = ctx;
+
+	line += strspn(line, " ");
+	if (*line >= '0' && *line <= '9')
+		(*n)++;
+	return 0;
+}
+
+enum casq_err
+store_env_usage(struct store *st, MDB_txn *txn, struct store_env_usage *u)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	int rc;
+
+	memset(u, 0, sizeof *u);
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
+	    (rc = free_pages_in(txn, &u->pages_free)) != 0)
+		return store_map_error(rc, "read the environment's use");
+	u->map_size = info.me_mapsize;
+	u->page_size = stat.ms_psize;
+	u->pages_used = info.me_last_pgno + 1;
+	u->max_readers = info.me_maxreaders;
+	if (mdb_reader_list(st->env, reader_line, &u->readers) < 0)
+		return store_map_error(EIO, "list the readers");
+	return E_OK;
 }
 
 bool

@@ -118,6 +118,18 @@ void store_close(struct store *st);
 int  store_resync_meta(struct store *st);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
+/* What the environment holds, for GET /metrics. */
+struct store_env_usage {
+	size_t   map_size;	/* bytes (--map-size, or larger if grown) */
+	size_t   page_size;	/* bytes */
+	size_t   pages_used;	/* the data file's high-water mark */
+	size_t   pages_free;	/* of those, on the free list as of txn */
+	unsigned readers;	/* reader slots in use: read transactions open
+				 * now, in any process (txn's own included) */
+	unsigned max_readers;
+};
+enum casq_err store_env_usage(struct store *st, MDB_txn *txn,
+	struct store_env_usage *u);
 /* True when the map is so full that new data must be refused (507) to
  * keep room for the claims, acks and deletes that drain it. An operation
  * that refuses returns E_SPACE_REFUSED before writing anything, so the

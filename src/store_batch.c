@@ -196,6 +196,7 @@ committer_main(void *arg)
 {
 	struct committer *c = arg;
 	struct batch_req *batch;
+	uint64_t started;
 	int n;
 
 	pthread_mutex_lock(&c->mu);
@@ -209,8 +210,11 @@ committer_main(void *arg)
 		batch = batch_take(c, &n);
 		c->batches++;
 		c->ops += (uint64_t)n;
+		metrics_committer_queued(-n);
 		pthread_mutex_unlock(&c->mu);
+		started = metrics_clock_ns();
 		batch_commit(c->st, batch);
+		metrics_commit(n, started);
 		batch_hand(c, batch);
 		pthread_mutex_lock(&c->mu);
 	}
@@ -270,6 +274,7 @@ committer_submit(struct committer *c, int64_t now, store_apply_fn fn, void *op,
 	pthread_mutex_lock(&c->mu);
 	*c->tail = r;
 	c->tail = &r->next;
+	metrics_committer_queued(1);
 	wake = c->waiting;	/* a busy committer looks at the queue anyway */
 	pthread_mutex_unlock(&c->mu);
 	if (wake)

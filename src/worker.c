@@ -420,6 +420,7 @@ exchange_reply(struct exchange *x)
 	if (!fr->keepConnection && x->drained)
 		fr->detached = 1;
 	FCGX_Finish_r(fr);
+	metrics_request(x->req.route, x->res.status, x->req.started_ns);
 	if (fr->ipcFd >= 0 && !park(x->w, fr->ipcFd))
 		close(fr->ipcFd);
 	request_free(&x->req);
@@ -455,6 +456,7 @@ worker_read_request(FCGX_Request *fr, struct request *req)
 	req->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fr->envp);
 	req->tenant_header = FCGX_GetParam("HTTP_X_CASQ_TENANT", fr->envp);
 	req->now = clock_now_ms();
+	req->started_ns = metrics_clock_ns();
 	read_body(fr, req);
 	return drain_stdin(fr);
 }

@@ -38,11 +38,12 @@ worker_reply_send(struct FCGX_Request *fr, const struct response *res)
 		snprintf(retry, sizeof retry, "Retry-After: %d\r\n", res->retry_after);
 	n = snprintf(head, sizeof head,
 	    "Status: %d %s\r\n"
-	    "Content-Type: application/json\r\n"
+	    "Content-Type: %s\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "Content-Length: %zu\r\n"
 	    "%s%s%s%s"
-	    "\r\n", res->status, res->reason, res->body.len + 1,
+	    "\r\n", res->status, res->reason,
+	    res->content_type ? res->content_type : "application/json", res->body.len + 1,
 	    res->allow ? "Allow: " : "", res->allow ? res->allow : "",
 	    res->allow ? "\r\n" : "", retry);
 
