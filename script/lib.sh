@@ -15,8 +15,10 @@ libnginx-mod-stream clang libclang-rt-14-dev"
 
 # Only for the tests (script/test): systemd-analyze and
 # systemd-socket-activate check the units, strace casqd's system calls
-# against their filter, mandoc the manuals.
-CASQ_CHECK_PACKAGES="systemd strace mandoc"
+# against their filter, mandoc the manuals; prometheus (and its promtool)
+# scrapes GET /metrics in tests/integration/test_metrics.py, which runs
+# its own server: the package's service must not start (see below).
+CASQ_CHECK_PACKAGES="systemd strace mandoc prometheus"
 
 # Only for script/debtest: build the .deb, lint it, make a Debian 12 root.
 CASQ_DEB_PACKAGES="debhelper dpkg-dev fakeroot lintian mmdebstrap"
@@ -53,8 +55,20 @@ casq_install_deps() {
         apt-get update
         CASQ_APT_UPDATED=1
     fi
+    # No package's service may start: the tests run their own servers
+    # (nginx, prometheus) on ports of their own. policy-rc.d is Debian's
+    # switch for that (invoke-rc.d and deb-systemd-invoke obey exit 101);
+    # one the machine already has is left as it is.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# script/lib.sh: no service starts while casq installs packages\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        made_policy=1
+    fi
     # shellcheck disable=SC2086 # word splitting of the package list
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing ||
+        { [ -z "$made_policy" ] || rm -f "$policy"; return 1; }
+    [ -z "$made_policy" ] || rm -f "$policy"
 }
 
 # Configure (once) and build in the current directory; args go to ./configure.
