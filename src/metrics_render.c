@@ -44,18 +44,19 @@ seconds(struct buf *b, uint64_t ns)
 	buf_printf(b, "%llu%s%s", (unsigned long long)(ns / 1000000000u), n ? "." : "", frac);
 }
 
-/* The lines of one histogram: cumulative buckets, sum and count. labels
- * is "" or 'route="...",' (with its comma). */
+/* The lines of one histogram: cumulative buckets, sum and count. label
+ * is "" or one 'route="..."'. */
 static void
-histogram(struct buf *b, const char *name, const char *labels,
+histogram(struct buf *b, const char *name, const char *label,
     const struct metrics_hist *h, const uint64_t *bounds, size_t nbounds,
     bool in_seconds)
 {
+	const char *comma = *label ? "," : "";
 	uint64_t count = 0;
 
 	for (size_t i = 0; i <= nbounds; i++) {
 		count += h->bucket[i];
-		buf_printf(b, "%s_bucket{%sle=\"", name, labels);
+		buf_printf(b, "%s_bucket{%s%sle=\"", name, label, comma);
 		if (i == nbounds)
 			buf_puts(b, "+Inf");
 		else if (in_seconds)
@@ -64,18 +65,13 @@ histogram(struct buf *b, const char *name, const char *labels,
 			buf_printf(b, "%llu", (unsigned long long)bounds[i]);
 		buf_printf(b, "\"} %llu\n", (unsigned long long)count);
 	}
-	buf_printf(b, "%s_sum", name);
-	if (*labels)	/* without its trailing comma */
-		buf_printf(b, "{%.*s}", (int)strlen(labels) - 1, labels);
-	buf_puts(b, " ");
+	buf_printf(b, *label ? "%s_sum{%s} " : "%s_sum%s ", name, label);
 	if (in_seconds)
 		seconds(b, h->sum);
 	else
 		buf_printf(b, "%llu", (unsigned long long)h->sum);
-	buf_printf(b, "\n%s_count", name);
-	if (*labels)
-		buf_printf(b, "{%.*s}", (int)strlen(labels) - 1, labels);
-	buf_printf(b, " %llu\n", (unsigned long long)count);
+	buf_printf(b, *label ? "\n%s_count{%s} %llu\n" : "\n%s_count%s %llu\n", name, label,
+	    (unsigned long long)count);
 }
 
 static uint64_t
@@ -100,7 +96,7 @@ route_label(unsigned r)
 static void
 render_requests(struct buf *b, const struct metrics_view *v)
 {
-	char labels[160];
+	char label[160];
 
 	family(b, "casq_requests_total", "counter",
 	    "Requests answered, by route (its pattern; none: no such route) and HTTP status.");
@@ -120,8 +116,8 @@ render_requests(struct buf *b, const struct metrics_view *v)
 	for (unsigned r = 0; r <= route_count(); r++) {
 		if (hist_count(&v->duration[r]) == 0)
 			continue;
-		snprintf(labels, sizeof labels, "route=\"%s\",", route_label(r));
-		histogram(b, "casq_request_duration_seconds", labels, &v->duration[r],
+		snprintf(label, sizeof label, "route=\"%s\"", route_label(r));
+		histogram(b, "casq_request_duration_seconds", label, &v->duration[r],
 		    metrics_time_bounds_ns, METRICS_TIME_BUCKETS, true);
 	}
 }
