@@ -4,8 +4,12 @@
  * outlive the process counting into them, histogram buckets with
  * inclusive bounds, every status casqd answers counted apart, and the
  * queues' series of one tenant or all of them, capped, read from a real
- * LMDB in a read transaction. Also times a scrape of 10,000 queues.
+ * LMDB in a read transaction, also while another thread holds the write
+ * transaction. Also times a scrape of 10,000 queues.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,6 +234,61 @@ test_render_tenants(void)
 	buf_free(&b);
 }
 
+/* A scrape on another thread, posting done when it returns. */
+struct bg_scrape {
+	sem_t         done;
+	enum casq_err err;
+	struct buf    out;
+};
+
+static void *
+bg_scrape(void *arg)
+{
+	struct bg_scrape *bg = arg;
+	struct metrics_scrape sc = { .tenant = NULL, .out = &bg->out };
+
+	bg->err = store_run(st, false, T0, metrics_render, &sc);
+	buf_append(&bg->out, "", 1);
+	sem_post(&bg->done);
+	return NULL;
+}
+
+/* While this thread holds the writer lock (a committer in the middle of
+ * a commit), a scrape must finish and see the last commit: it takes no
+ * lock a write holds. A scrape that did would never return; the 60 s
+ * bound only turns that hang into a failure. */
+static void
+test_no_writer_lock(void)
+{
+	struct bg_scrape bg = { .out = { 0 } };
+	struct timespec deadline;
+	pthread_t t;
+	MDB_txn *w;
+	int rc;
+
+	section("writer_lock", MAP_DEFAULT);
+	make_queues("acme", "c", 1);
+	if (store_begin(st, true, &w) != E_OK)
+		bail_out("begin");
+	enqueue_in(w, "acme:uncommitted", "k");
+	sem_init(&bg.done, 0, 0);
+	if (pthread_create(&t, NULL, bg_scrape, &bg) != 0)
+		bail_out("pthread_create");
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 60;
+	while ((rc = sem_timedwait(&bg.done, &deadline)) != 0 && errno == EINTR)
+		;
+	ok(rc == 0 && bg.err == E_OK,
+	    "writer lock: a scrape finishes while a write transaction is open");
+	mdb_txn_abort(w);
+	pthread_join(t, NULL);
+	ok(rc == 0 && strstr(bg.out.data, "queue=\"c00000\"") != NULL &&
+	    strstr(bg.out.data, "uncommitted") == NULL,
+	    "writer lock: ... and shows what was committed, not the open write");
+	sem_destroy(&bg.done);
+	buf_free(&bg.out);
+}
+
 static void
 test_render_many(void)
 {
@@ -261,6 +320,7 @@ main(void)
 	test_buckets();
 	test_statuses();
 	test_render_tenants();
+	test_no_writer_lock();
 	test_render_many();
 	fixture_end();
 	return done_testing();
