@@ -4,8 +4,8 @@
  * its samples together. Three sources, all read without waiting for
  * anything: the workers' shared counters (metrics.c), the LMDB
  * environment, and the queues' stats records (one per queue, O(1) each)
- * in the caller's read transaction, which never blocks the committer and
- * never takes the writer lock.
+ * in the caller's read transaction, a read like /v1/queues: it never
+ * waits for the committer.
  *
  * Names follow Prometheus's conventions: the casq_ prefix, base units
  * (seconds, bytes) in the name, _total on counters. Label values need no
@@ -179,8 +179,8 @@ struct queue_row {
 
 struct queue_rows {
 	const char       *tenant;	/* of every row; NULL: in each name */
-	struct queue_row *row;		/* METRICS_QUEUES_MAX */
-	size_t            n, total;
+	struct queue_row *row;		/* n of them, room for cap */
+	size_t            n, cap, total;
 };
 
 static void
@@ -193,6 +193,10 @@ queue_collect(void *ctx, const char *name, size_t len, const struct queue_stats 
 
 	if (q->total++ >= METRICS_QUEUES_MAX)
 		return;		/* counted, not shown */
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 64;
+		q->row = xrealloc(q->row, q->cap * sizeof *q->row);
+	}
 	r = &q->row[q->n];
 	if (q->tenant != NULL) {
 		snprintf(r->tenant, sizeof r->tenant, "%s", q->tenant);
@@ -271,7 +275,6 @@ metrics_render(struct store *st, MDB_txn *txn, void *arg)
 	enum casq_err err;
 
 	sc->out->len = 0;
-	q.row = xcalloc(METRICS_QUEUES_MAX, sizeof *q.row);
 	if (sc->tenant != NULL)
 		snprintf(prefix, sizeof prefix, "%s:", sc->tenant);
 	if ((err = store_env_usage(st, txn, &u)) != E_OK ||

@@ -1,8 +1,7 @@
 /*
  * route_metrics.c - GET /metrics, for Prometheus: the text
  * metrics_render.c writes, in a read transaction on the serving thread
- * (a scrape never waits for the committer, and holds no lock a write
- * needs). Any key may scrape (a read key is enough); what it sees:
+ * (a scrape never waits for the committer). Any key may scrape (a read key is enough); what it sees:
  *   - the service's series (requests, commits, the environment, the
  *     workers), which name no tenant, queue or key;
  *   - the queues of its tenant; an admin key's, those of every tenant,
