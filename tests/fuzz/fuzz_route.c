@@ -22,8 +22,9 @@
  *
  * Checks: no request ends in 500 Internal Error; every answer is one
  * JSON object with the status and reason of casq's error table (or 200
- * OK) and no write is left pending (writes are not deferred here); a
- * write retried with its request id gets its first answer, byte for byte.
+ * OK; a 200 of /metrics is lines of Prometheus text instead) and no
+ * write is left pending (writes are not deferred here); a write retried
+ * with its request id gets its first answer, byte for byte.
  * FUZZ_VERBOSE=1 in the environment prints each request and its answer.
  */
 #include <lmdb.h>
@@ -123,6 +124,26 @@ strdup_n(const char *s, size_t n)
 	return xstrndup(s, n);
 }
 
+/* A 200 of /metrics: Prometheus text, every line a HELP, a TYPE or a
+ * casq_ sample, none empty, the last without its newline (the worker
+ * adds it as it sends every answer). */
+static void
+check_exposition(const struct request *req, const struct response *res)
+{
+	const char *s = res->body.data, *end = s + res->body.len, *line;
+	size_t len;
+
+	fuzz_check(res->status == 200 && strcmp(res->content_type, METRICS_CONTENT_TYPE) == 0,
+	    "%s %s: %d with Content-Type %s", req->method, req->uri, res->status,
+	    res->content_type);
+	fuzz_check(res->body.len > 0 && end[-1] != '\n', "%s %s: the exposition's end",
+	    req->method, req->uri);
+	while (next_line(&s, end, &line, &len))
+		fuzz_check(len > 0 && (strncmp(line, "# HELP ", 7) == 0 ||
+		    strncmp(line, "# TYPE ", 7) == 0 || strncmp(line, "casq_", 5) == 0),
+		    "%s %s: not an exposition line: %.*s", req->method, req->uri, (int)len, line);
+}
+
 static void
 check_response(const struct request *req, const struct response *res)
 {
@@ -134,6 +155,10 @@ check_response(const struct request *req, const struct response *res)
 	    req->uri, res->status, res->reason ? res->reason : "(null)");
 	fuzz_check(res->status != 500, "%s %s: 500 %s", req->method, req->uri, res->body.data);
 	fuzz_check(res->pending == NULL, "%s %s: a write left pending", req->method, req->uri);
+	if (res->content_type != NULL) {	/* /metrics: the exposition's lines */
+		check_exposition(req, res);
+		return;
+	}
 	fuzz_check(res->body.len > 1 && res->body.data[0] == '{' &&
 	    res->body.data[res->body.len - 1] == '}' &&
 	    memchr(res->body.data, '\n', res->body.len) == NULL &&
