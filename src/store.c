@@ -64,14 +64,15 @@ store_upgrade(struct store *st, MDB_txn *txn, int from, char *why, size_t whylen
 	return 0;
 }
 
+static const char schema_key[] = "schema_version";
+
 /* Create the named databases if missing and check the schema record. */
 static int
 store_init_dbs(struct store *st, char *why, size_t whylen)
 {
-	static const char vkey[] = "schema_version";
 	char want[16];
 	MDB_txn *txn;
-	MDB_val k = { sizeof vkey - 1, (void *)vkey }, v;
+	MDB_val k = { sizeof schema_key - 1, (void *)schema_key }, v;
 	int rc;
 
 	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
@@ -112,6 +113,49 @@ fail_txn:
 	mdb_txn_abort(txn);
 fail:
 	snprintf(why, whylen, "cannot initialise database: %s", mdb_strerror(rc));
+	return -1;
+}
+
+/* existing_only: open the named databases in a read transaction (no
+ * writer lock, nothing created) once the schema record names this
+ * version; a database of any other is refused as it is. */
+static int
+store_check_dbs(struct store *st, char *why, size_t whylen)
+{
+	MDB_val k = { sizeof schema_key - 1, (void *)schema_key }, v;
+	char want[16];
+	MDB_txn *txn;
+	int rc;
+
+	snprintf(want, sizeof want, "%d", STORE_SCHEMA_VERSION);
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, "meta", 0, &st->meta)) != 0 ||
+	    (rc = mdb_get(txn, st->meta, &k, &v)) != 0) {
+		mdb_txn_abort(txn);
+		snprintf(why, whylen, "not a casq database: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (v.mv_size != strlen(want) || memcmp(v.mv_data, want, v.mv_size) != 0) {
+		snprintf(why, whylen, "database schema version %.*s, this program "
+		    "reads and writes only %s", (int)v.mv_size, (char *)v.mv_data, want);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof store_dbs / sizeof store_dbs[0]; i++) {
+		MDB_dbi *dbi = (MDB_dbi *)((char *)st + store_dbs[i].offset);
+
+		if ((rc = mdb_dbi_open(txn, store_dbs[i].name, 0, dbi)) != 0) {
+			mdb_txn_abort(txn);
+			snprintf(why, whylen, "database %s: %s", store_dbs[i].name,
+			    mdb_strerror(rc));
+			return -1;
+		}
+	}
+	if ((rc = mdb_txn_commit(txn)) == 0)	/* keeps the handles */
+		return 0;
+fail:
+	snprintf(why, whylen, "cannot read database: %s", mdb_strerror(rc));
 	return -1;
 }
 
@@ -181,7 +225,18 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 	unsigned flags = MDB_NOTLS;	/* read txns may hop threads (group commit) */
 	int rc;
 
-	if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
+	if (cfg->existing_only) {
+		char path[4096];
+		struct stat sb;
+
+		/* mdb_env_open would create an empty one */
+		snprintf(path, sizeof path, "%s/data.mdb", cfg->dir);
+		if (stat(path, &sb) != 0) {
+			snprintf(why, whylen, "no database in %s: %s", cfg->dir,
+			    strerror(errno));
+			goto fail;
+		}
+	} else if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(why, whylen, "cannot create data directory %s: %s",
 		    cfg->dir, strerror(errno));
 		goto fail;
@@ -214,7 +269,8 @@ store_open(const struct store_config *cfg, struct store **out, char *why,
 	}
 	mdb_env_set_userctx(st->env, st);	/* store_commit finds st */
 	st->history_ttl_ms = cfg->history_ttl_ms ? cfg->history_ttl_ms : HISTORY_TTL_DEFAULT_MS;
-	if (store_init_dbs(st, why, whylen) != 0)
+	if ((cfg->existing_only ? store_check_dbs(st, why, whylen) :
+	    store_init_dbs(st, why, whylen)) != 0)
 		goto fail;
 
 	store_reader_check(st);
@@ -467,9 +523,39 @@ store_env_usage(struct store *st, MDB_txn *txn, struct store_env_usage *u)
 	u->page_size = stat.ms_psize;
 	u->pages_used = info.me_last_pgno + 1;
 	u->max_readers = info.me_maxreaders;
+	u->last_txnid = info.me_last_txnid;
 	if (mdb_reader_list(st->env, reader_line, &u->readers) < 0)
 		return store_map_error(EIO, "list the readers");
 	return E_OK;
+}
+
+struct reader_list {
+	store_reader_fn fn;
+	void           *ctx;
+};
+
+/* store_readers' callback: "pid thread txnid", txnid "-" when the slot
+ * reads nothing now; the header line does not parse. */
+static int
+reader_slot(const char *msg, void *arg)
+{
+	struct reader_list *rl = arg;
+	char txn[32];
+	size_t thread;
+	long pid;
+
+	if (sscanf(msg, "%ld %zx %31s", &pid, &thread, txn) == 3)
+		rl->fn(rl->ctx, pid, strcmp(txn, "-") == 0 ? 0 :
+		    (size_t)strtoull(txn, NULL, 10));
+	return 0;
+}
+
+int
+store_readers(struct store *st, store_reader_fn fn, void *ctx)
+{
+	struct reader_list rl = { fn, ctx };
+
+	return mdb_reader_list(st->env, reader_slot, &rl) < 0 ? EIO : 0;
 }
 
 bool
@@ -509,13 +595,17 @@ void
 store_key_make(struct store_key *sk, const char *prefix, const char *name,
     size_t namelen)
 {
-	int n = snprintf(sk->data, sizeof sk->data, "%s/%.*s", prefix,
-	    (int)namelen, name);
+	size_t plen = strlen(prefix), n = plen + 1 + namelen;
 
-	if (n < 0 || (size_t)n >= sizeof sk->data)
+	/* by hand, not snprintf: every operation makes a few of these */
+	if (n >= sizeof sk->data)
 		fatal("store key too long (validated by caller)");
+	memcpy(sk->data, prefix, plen);
+	sk->data[plen] = '/';
+	memcpy(sk->data + plen + 1, name, namelen);
+	sk->data[n] = '\0';
 	sk->val.mv_data = sk->data;
-	sk->val.mv_size = (size_t)n;
+	sk->val.mv_size = n;
 }
 
 bool

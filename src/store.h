@@ -102,6 +102,11 @@ struct store_config {
 	bool        relaxed;	/* MDB_NOMETASYNC: may lose the last commits on power loss */
 	unsigned    max_readers;	/* 0: STORE_MAX_READERS */
 	int64_t     history_ttl_ms;	/* 0: HISTORY_TTL_DEFAULT_MS */
+	/* For tools beside a running casqd (casqctl): open a database that
+	 * is there, as it is. Nothing is created or upgraded, and one of
+	 * another schema is refused: a tool must never write a layout it
+	 * does not know, nor start an upgrade under a casqd of that schema. */
+	bool        existing_only;
 };
 
 /* Open (creating if needed) the environment and every database; check the
@@ -116,9 +121,13 @@ void store_close(struct store *st);
  * flush the disk may lack a meta page the page cache shows (store.c).
  * 0 or an errno / LMDB error. */
 int  store_resync_meta(struct store *st);
+/* Each reader slot in use (mdb_reader_list): the process holding it, and
+ * the transaction it reads (0: none at the moment). */
+typedef void (*store_reader_fn)(void *ctx, long pid, size_t txnid);
+int  store_readers(struct store *st, store_reader_fn fn, void *ctx);
 /* Clear reader slots left by dead processes; returns how many. */
 int  store_reader_check(struct store *st);
-/* What the environment holds, for GET /metrics. */
+/* What the environment holds, for GET /metrics and casqctl status. */
 struct store_env_usage {
 	size_t   map_size;	/* bytes (--map-size, or larger if grown) */
 	size_t   page_size;	/* bytes */
@@ -127,6 +136,7 @@ struct store_env_usage {
 	unsigned readers;	/* reader slots in use: read transactions open
 				 * now, in any process (txn's own included) */
 	unsigned max_readers;
+	size_t   last_txnid;	/* the newest commit */
 };
 enum casq_err store_env_usage(struct store *st, MDB_txn *txn,
 	struct store_env_usage *u);
@@ -371,6 +381,27 @@ typedef void (*queue_item_visit_fn)(void *ctx, const char *key, size_t len,
 enum casq_err queue_items(struct store *st, MDB_txn *txn, const char *queue,
 	enum item_state state, const char *after, size_t limit, int64_t now,
 	queue_item_visit_fn fn, void *ctx, char next[static ITEM_KEY_MAX + 1]);
+/* An item whole, for tools that walk a queue (casqctl's items, show and
+ * export): its strings point into the transaction's pages and are valid
+ * until it ends or writes. */
+struct queue_walk_item {
+	const char     *key;
+	size_t          key_len;
+	enum item_state state;	/* a lease that ran out shows ready, as status does */
+	uint32_t        attempts;
+	int64_t         enqueued_at, ready_at, lease_until;
+	const char     *claimant;	/* the lease's holder */
+	size_t          claimant_len;
+	const char     *payload;	/* JSON text; payload_len 0: none */
+	size_t          payload_len;
+};
+/* Call fn for each item of queue ("tenant:name") in key order, from the
+ * first key at or after from (NULL: the first), while fn returns true;
+ * now decides which leases ran out. MDB_CORRUPTED for a record that
+ * does not decode. */
+typedef bool (*queue_walk_fn)(void *ctx, const struct queue_walk_item *it);
+enum casq_err queue_walk(struct store *st, MDB_txn *txn, const char *queue,
+	const char *from, int64_t now, queue_walk_fn fn, void *ctx);
 
 /* queue_apply as a store_apply_fn. */
 enum casq_err queue_apply_fn(struct store *st, MDB_txn *txn, void *op);
@@ -486,6 +517,23 @@ enum casq_err kv_apply(struct store *st, MDB_txn *txn, void *op);
 void kv_result_free(struct kv_result *res);
 /* Expiry hook: a value's ttl ran out. */
 expiry_sweep_fn kv_sweep;
+/* For tools (casqctl): every namespace whose name starts with prefix
+ * ("tenant:", or "" for all) with its counters, in name order; and
+ * every value of those namespaces, ns being its "tenant:name". Strings
+ * point into the transaction's pages. */
+typedef void (*kv_ns_visit_fn)(void *ctx, const char *ns, size_t len,
+	const struct kv_stats *stats);
+enum casq_err kv_ns_list(struct store *st, MDB_txn *txn, const char *prefix,
+	kv_ns_visit_fn fn, void *ctx);
+struct kv_value {
+	const char *ns, *key, *value;	/* value: JSON text */
+	size_t      ns_len, key_len, value_len;
+	uint64_t    version;
+	int64_t     updated_at, expires_at;	/* expires_at 0: never */
+};
+typedef void (*kv_value_fn)(void *ctx, const struct kv_value *v);
+enum casq_err kv_values(struct store *st, MDB_txn *txn, const char *prefix,
+	kv_value_fn fn, void *ctx);
 
 /* --- once-windows (store_once.c) --- */
 struct once_op {

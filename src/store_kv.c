@@ -381,6 +381,88 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 }
 
 /*----------------------------------------------------------------------------
+ * For tools (casqctl): namespaces and values in name order
+ *--------------------------------------------------------------------------*/
+
+/* Position cur on the first key starting with prefix; false past them. */
+static int
+prefix_first(MDB_cursor *cur, const char *prefix, MDB_val *k, MDB_val *v)
+{
+	*k = (MDB_val){ strlen(prefix), (void *)prefix };
+	return k->mv_size ? mdb_cursor_get(cur, k, v, MDB_SET_RANGE) :
+	    mdb_cursor_get(cur, k, v, MDB_FIRST);
+}
+
+static bool
+has_prefix(const MDB_val *k, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0;
+}
+
+enum casq_err
+kv_ns_list(struct store *st, MDB_txn *txn, const char *prefix,
+    kv_ns_visit_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->kvns, &cur)) != 0)
+		return store_map_error(rc, "list namespaces");
+	for (rc = prefix_first(cur, prefix, &k, &v); rc == 0 && has_prefix(&k, prefix);
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct kv_stats s;
+
+		if (v.mv_size != sizeof s) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&s, v.mv_data, sizeof s);
+		fn(ctx, k.mv_data, k.mv_size, &s);
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "list namespaces");
+}
+
+enum casq_err
+kv_values(struct store *st, MDB_txn *txn, const char *prefix, kv_value_fn fn,
+    void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->kv, &cur)) != 0)
+		return store_map_error(rc, "list values");
+	for (rc = prefix_first(cur, prefix, &k, &v); rc == 0 && has_prefix(&k, prefix);
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const char *slash = memchr(k.mv_data, '/', k.mv_size);
+		struct kv_hdr h;
+		size_t nslen;
+
+		if (slash == NULL || v.mv_size < sizeof h) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&h, v.mv_data, sizeof h);
+		if (v.mv_size != sizeof h + h.value_len) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		nslen = (size_t)(slash - (const char *)k.mv_data);
+		fn(ctx, &(struct kv_value){ .ns = k.mv_data, .ns_len = nslen,
+		    .key = slash + 1, .key_len = k.mv_size - nslen - 1,
+		    .value = (const char *)v.mv_data + sizeof h, .value_len = h.value_len,
+		    .version = h.version, .updated_at = h.updated_at,
+		    .expires_at = h.expires_at });
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "list values");
+}
+
+/*----------------------------------------------------------------------------
  * Expiry hook (store_expiry.c's table): a value's ttl ran out
  *--------------------------------------------------------------------------*/
 

@@ -78,13 +78,31 @@ item_key_make(struct item_key *ik, const char *queue, const char *key)
 	store_key_make(ik, queue, key, strlen(key));
 }
 
-/* "queue/<when>/<seq>" for the ready and leases indexes. */
+/* v as 16 lowercase hex digits, as "%016llx" would write them. */
+static void
+hex16(char *out, uint64_t v)
+{
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		out[i] = "0123456789abcdef"[v & 0xf];
+}
+
+/* "queue/<when>/<seq>" for the ready and leases indexes; by hand, not
+ * snprintf: every enqueue, claim and ack makes one or two. */
 static size_t
 index_key_make(char out[static INDEX_KEY_MAX + 1], const char *queue,
     int64_t when, uint64_t seq)
 {
-	return (size_t)snprintf(out, INDEX_KEY_MAX + 1, "%s/%016llx/%016llx",
-	    queue, (unsigned long long)when, (unsigned long long)seq);
+	size_t q = strlen(queue);
+
+	if (q > QUEUE_NAME_MAX)
+		fatal("queue name too long (validated by caller)");
+	memcpy(out, queue, q);
+	out[q] = '/';
+	hex16(out + q + 1, (uint64_t)when);
+	out[q + 17] = '/';
+	hex16(out + q + 18, seq);
+	out[q + 34] = '\0';
+	return q + 34;
 }
 
 static int64_t
@@ -123,21 +141,28 @@ index_del(MDB_txn *txn, MDB_dbi dbi, const char *queue, int64_t when,
  * write each
  *--------------------------------------------------------------------------*/
 
+/* An item record, read in place: header, claimant, payload. */
+static int
+item_decode(const MDB_val *v, struct item *it)
+{
+	if (v->mv_size < sizeof it->h)
+		return MDB_CORRUPTED;
+	memcpy(&it->h, v->mv_data, sizeof it->h);
+	if (v->mv_size - sizeof it->h != (size_t)it->h.claimant_len + it->h.payload_len)
+		return MDB_CORRUPTED;
+	it->claimant = (const char *)v->mv_data + sizeof it->h;
+	it->payload = it->claimant + it->h.claimant_len;
+	return 0;
+}
+
 static int
 item_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
     struct item *it)
 {
-	MDB_val tail;
-	int rc = store_record_get(txn, st->items, &ik->val, &it->h,
-	    sizeof it->h, &tail);
+	MDB_val v;
+	int rc = mdb_get(txn, st->items, (MDB_val *)&ik->val, &v);
 
-	if (rc != 0)
-		return rc;
-	if (tail.mv_size != (size_t)it->h.claimant_len + it->h.payload_len)
-		return MDB_CORRUPTED;
-	it->claimant = tail.mv_data;
-	it->payload = it->claimant + it->h.claimant_len;
-	return 0;
+	return rc != 0 ? rc : item_decode(&v, it);
 }
 
 /* Write the item with a new header; claimant and payload given apart
@@ -873,6 +898,54 @@ queue_list(struct store *st, MDB_txn *txn, const char *prefix,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
+}
+
+/* What a tool is shown of an item: as op_status, a lease that ran out
+ * is ready from the moment it ended. */
+static struct queue_walk_item
+walk_item(const MDB_val *k, size_t plen, const struct item *it, int64_t now)
+{
+	bool ran_out = it->h.state == ITEM_LEASED && it->h.lease_until <= now;
+
+	return (struct queue_walk_item){
+	    .key = (const char *)k->mv_data + plen, .key_len = k->mv_size - plen,
+	    .state = ran_out ? ITEM_READY : (enum item_state)it->h.state,
+	    .attempts = it->h.attempts, .enqueued_at = it->h.enqueued_at,
+	    .ready_at = ran_out ? it->h.lease_until : it->h.ready_at,
+	    .lease_until = it->h.lease_until,
+	    .claimant = it->claimant, .claimant_len = it->h.claimant_len,
+	    .payload = it->payload, .payload_len = it->h.payload_len };
+}
+
+enum casq_err
+queue_walk(struct store *st, MDB_txn *txn, const char *queue,
+    const char *from, int64_t now, queue_walk_fn fn, void *ctx)
+{
+	size_t plen = strlen(queue) + 1;
+	struct item_key start;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	bool more = true;
+	int rc;
+
+	item_key_make(&start, queue, from ? from : "");
+	if ((rc = mdb_cursor_open(txn, st->items, &cur)) != 0)
+		return store_map_error(rc, "list items");
+	k = start.val;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && more;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct queue_walk_item view;
+		struct item it;
+
+		if (k.mv_size <= plen || memcmp(k.mv_data, start.data, plen) != 0)
+			break;		/* past the queue's items */
+		if ((rc = item_decode(&v, &it)) != 0)
+			break;
+		view = walk_item(&k, plen, &it, now);
+		more = fn(ctx, &view);
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "list items");
 }
 
 /*----------------------------------------------------------------------------

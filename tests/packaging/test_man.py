@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The manuals (man/casqd.8, man/casq-keys.5):
+"""The manuals (man/casqd.8, man/casqctl.8, man/casq-keys.5):
 
 - mandoc -Tlint finds nothing in them (at any level, style included; the
   one message allowed is that a page they refer to, which is one of
@@ -7,6 +7,8 @@
 - casqd(8) documents exactly the flags of `casqd --help`, each short form
   beside its long one and with the default --help gives, lists each in
   the SYNOPSIS, and README.md's flag table has the same flags;
+- casqctl(8) describes exactly the commands of `casqctl --help`, each
+  in the SYNOPSIS, and README.md's Operating section shows each;
 - casq-keys(5)'s example file is accepted by casqd, and the error it
   quotes for a malformed line is the one casqd prints.
 
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 from casqtest import (casqd_path, done, eq, kill, mkdtemp, ok, run_main,  # noqa: E402
                       skip_all, spawn, srcdir, tail, wait_for_path)
 
-PAGES = ("casqd.8", "casq-keys.5")
+PAGES = ("casqd.8", "casqctl.8", "casq-keys.5")
 
 
 def lint(path, level=None):
@@ -62,6 +64,21 @@ def man_items(text):
         elif cur:
             items[cur][1] += line + "\n"
     return items
+
+
+def check_casqctl(page, readme):
+    """casqctl(8) and README.md against the commands casqctl --help lists."""
+    ctl = os.path.join(os.path.dirname(casqd_path()), "casqctl")
+    r = subprocess.run([ctl, "--help"], capture_output=True, timeout=10)
+    cmds = re.findall(r"^  ([a-z]+) ", r.stdout.decode(), re.M)
+    ok(r.returncode == 0 and len(cmds) >= 8, "casqctl --help lists its commands", cmds)
+    described = re.findall(r"^\.It Cm ([a-z]+)", page, re.M)
+    eq(sorted(set(described)), sorted(set(cmds)), "casqctl(8) describes exactly those commands")
+    synopsis = page.split(".Sh SYNOPSIS", 1)[1].split(".Sh DESCRIPTION", 1)[0]
+    operating = readme.split("## Operating", 1)[-1].split("\n## ", 1)[0]
+    for c in sorted(set(cmds)):
+        ok(re.search(r"\bCm (%s\b|\w+ \| %s\b)" % (c, c), synopsis), "casqctl(8) SYNOPSIS has " + c)
+        ok(re.search(r"casqctl .*\b%s\b" % c, operating), "README's Operating section shows " + c)
 
 
 def check_keys_examples(keys_page):
@@ -156,6 +173,7 @@ def main():
     table += re.findall(r"^\| `--[a-z-]+`, `--([a-z-]+)`", readme, re.M)
     eq(sorted(set(table)), sorted(f[1] for f in flags), "README's flag table: the same flags")
 
+    check_casqctl(texts["casqctl.8"], readme)
     check_keys_examples(texts["casq-keys.5"])
     done()
 

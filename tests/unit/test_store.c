@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -259,6 +260,49 @@ test_open(void)
 	ok(s2 == NULL && why[0] != '\0',
 	    "store: open fails with a reason when the directory is impossible (%s)", why);
 	store_close(s2);
+}
+
+/* --- existing_only: how casqctl opens casqd's database --- */
+
+static void
+test_open_existing(void)
+{
+	char dir[256], why[256] = "";
+	struct store_config cfg = { .dir = dir, .map_size = MAP_DEFAULT,
+	    .existing_only = true };
+	struct store *s = NULL, *made;
+	struct queue_op op = { .kind = QOP_ENQUEUE, .now = 1000, .queue = "default:q",
+	    .key = "k", .claimant = "" };
+	MDB_val k = { 14, "schema_version" }, v = { 1, "3" };
+	struct stat sb;
+	MDB_txn *txn;
+
+	diag("--- open existing");
+	snprintf(dir, sizeof dir, "%s/existing", tmproot);
+	ok(store_open(&cfg, &s, why, sizeof why) != 0 && strstr(why, "no database in"),
+	    "existing_only: a directory without a database is refused (%s)", why);
+	ok(stat(dir, &sb) != 0, "existing_only: ... and nothing is created");
+	if ((made = store_at("existing", MAP_DEFAULT, why, sizeof why)) == NULL)
+		bail_out("store_open: %s", why);
+	is_int(store_run_queue_op(made, &op), E_OK, "existing_only: casqd's database has an item");
+	store_close(made);
+	if (!ok(store_open(&cfg, &s, why, sizeof why) == 0, "existing_only: opens it"))
+		diag("%s", why);
+	op.kind = QOP_STATUS;
+	is_int(store_run_queue_op(s, &op) == E_OK && op.res.ok, 1,
+	    "existing_only: every database is open: the item is read back");
+	store_close(s);
+	queue_result_free(&op.res);
+
+	made = store_at("existing", MAP_DEFAULT, why, sizeof why);
+	if (made && store_begin(made, true, &txn) == E_OK) {
+		mdb_put(txn, made->meta, &k, &v, 0);
+		store_commit(txn);
+	}
+	store_close(made);
+	s = NULL;
+	ok(store_open(&cfg, &s, why, sizeof why) != 0 && strstr(why, "schema version 3"),
+	    "existing_only: another schema is refused (%s)", why);
 }
 
 /* --- enqueue, pop order, claim without a lease --- */
@@ -701,6 +745,56 @@ test_list(void)
 	is_str(list(NULL, 0), "", "store: queue_list with limit 0 visits none");
 }
 
+/* queue_walk as text: "key:state:payload" each, from `from`, at now. */
+static bool
+walk_visit(void *arg, const struct queue_walk_item *it)
+{
+	struct buf *b = arg;
+
+	buf_printf(b, "%s%.*s:%s:%.*s", b->len ? "," : "", (int)it->key_len, it->key,
+	    item_state_name(it->state), (int)it->payload_len, it->payload);
+	return b->len < 200;
+}
+
+static const char *
+walk(const char *q, const char *from, int64_t now)
+{
+	static char out[256];
+	struct buf b = { 0 };
+	MDB_txn *txn;
+	enum casq_err err;
+
+	if (store_begin(st, false, &txn) != E_OK)
+		return "(begin failed)";
+	buf_puts(&b, "");
+	err = queue_walk(st, txn, q, from, now, walk_visit, &b);
+	mdb_txn_abort(txn);
+	snprintf(out, sizeof out, "%s", err != E_OK ? err_code(err) : b.data);
+	buf_free(&b);
+	return out;
+}
+
+static void
+test_walk(void)
+{
+	struct queue_op op;
+
+	section("walk", MAP_DEFAULT);
+	ok(enqueue(T0, "q", "b", "2", 0) && enqueue(T0, "q", "a", "1", 0) &&
+	    enqueue(T0, "q", "c", NULL, 0) && enqueue(T0, "q-1", "x", NULL, 0) &&
+	    enqueue(T0, "p", "z", NULL, 0), "walk: enqueue into p, q, q-1");
+	op = claim(T0, "q", "b", "w", 5000);
+	ok(op.res.ok, "walk: lease b for 5 s");
+	queue_result_free(&op.res);
+	is_str(walk("q", NULL, T0), "a:ready:1,b:leased:2,c:ready:",
+	    "queue_walk: the queue's items in key order, not q-1's nor p's");
+	is_str(walk("q", "b", T0), "b:leased:2,c:ready:", "queue_walk from b");
+	is_str(walk("q", "bb", T0), "c:ready:", "queue_walk from a key between two");
+	is_str(walk("q", NULL, T0 + 5000), "a:ready:1,b:ready:2,c:ready:",
+	    "queue_walk: a lease that ran out shows ready, as status does");
+	is_str(walk("nosuch", NULL, T0), "", "queue_walk of a queue without items visits none");
+}
+
 /* --- delays --- */
 
 static void
@@ -1080,6 +1174,7 @@ main(void)
 	if (mkdtemp(tmproot) == NULL)
 		bail_out("mkdtemp %s", tmproot);
 	test_open();
+	test_open_existing();
 	test_enqueue();
 	test_fifo();
 	test_claim_by_key();
@@ -1089,6 +1184,7 @@ main(void)
 	test_first_touch();
 	test_remove();
 	test_list();
+	test_walk();
 	test_delay();
 	test_long_names();
 	test_claim_ttl();
