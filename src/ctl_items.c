@@ -151,9 +151,12 @@ const struct ctl_cmd ctl_items_cmd = {
 /* --- show --- */
 
 struct shown {
+	const struct ctl *c;
 	const char *key;
 	struct buf  payload;
-	bool        found;
+	size_t      events;
+	struct buf  history;		/* --json: events as the API writes them; else lines */
+	struct json j;
 };
 
 static bool
@@ -161,19 +164,45 @@ payload_of(void *arg, const struct queue_walk_item *it)
 {
 	struct shown *s = arg;
 
-	if (it->key_len == strlen(s->key) && memcmp(it->key, s->key, it->key_len) == 0) {
-		s->found = true;
+	if (it->key_len == strlen(s->key) && memcmp(it->key, s->key, it->key_len) == 0)
 		buf_append(&s->payload, it->payload, it->payload_len);
-	}
 	return false;		/* the first key at or after s->key is the one */
+}
+
+/* One event: the history route's JSON, or a line for people. */
+static void
+event_of(void *arg, const struct history_event *ev)
+{
+	struct shown *s = arg;
+	char at[32];
+
+	s->events++;
+	if (s->c->json) {
+		route_history_event(&s->j, ev, false);
+		return;
+	}
+	iso8601_ms(ev->at, at);
+	buf_printf(&s->history, "  %s  %s", at, history_kind_name(ev->kind));
+	if (ev->claimant_len > 0)
+		buf_printf(&s->history, " claimant=%.*s", (int)ev->claimant_len, ev->claimant);
+	if (ev->attempt > 0)
+		buf_printf(&s->history, " attempt=%u", ev->attempt);
+	if (ev->token != NULL)
+		buf_printf(&s->history, " token=%s", ev->token);
+	if (ev->request_id != NULL)
+		buf_printf(&s->history, " request_id=%s", ev->request_id);
+	if (ev->annotations_len > 0)
+		buf_printf(&s->history, " {%.*s}", (int)ev->annotations_len, ev->annotations);
+	buf_append(&s->history, "\n", 1);
 }
 
 static void
 show_print(const struct ctl *c, const char *queue, const struct queue_op *op,
-    const struct buf *payload)
+    const struct shown *s)
 {
 	const struct queue_result *r = &op->res;
 	bool queued = r->state == ITEM_READY || r->state == ITEM_LEASED;
+	const struct buf *payload = &s->payload;
 	struct buf b = { 0 };
 	struct json j;
 	char at[32];
@@ -191,6 +220,8 @@ show_print(const struct ctl *c, const char *queue, const struct queue_op *op,
 		    ctl_time(r->claimed_at, at) : "-");
 		printf("payload           %.*s\n", payload->len ? (int)payload->len : 4,
 		    payload->len ? payload->data : (queued ? "null" : "-"));
+		printf("history           %zu event(s)\n%.*s", s->events,
+		    (int)s->history.len, s->history.data ? s->history.data : "");
 		return;
 	}
 	json_begin(&j, &b);
@@ -212,9 +243,34 @@ show_print(const struct ctl *c, const char *queue, const struct queue_op *op,
 		json_time(&j, "lease_expires_at", r->lease_expires_at);
 	if (r->state == ITEM_CLAIMED)
 		json_time(&j, "claimed_at", r->claimed_at);
+	json_raw(&j, "history", s->history.data, s->history.len);
 	json_obj_close(&j);
 	ctl_print_json(&b);
 	buf_free(&b);
+}
+
+/* The item (with its payload) or its claim record, and its history, in
+ * one read transaction. */
+static enum casq_err
+show_read(struct ctl *c, const char *scoped, struct queue_op *op, struct shown *s)
+{
+	enum casq_err err;
+	MDB_txn *txn;
+
+	if ((err = store_begin(c->st, false, &txn)) != E_OK)
+		return err;
+	if ((err = queue_apply(c->st, txn, op)) == E_OK && op->res.ok)
+		err = queue_walk(c->st, txn, scoped, op->key, op->now, payload_of, s);
+	if (err == E_OK && op->res.reason != REFUSAL_NO_SUCH_QUEUE) {
+		json_begin(&s->j, &s->history);
+		if (c->json)
+			json_arr_open(&s->j, NULL);
+		err = history_list(c->st, txn, scoped, op->key, HISTORY_PER_ITEM, event_of, s);
+		if (c->json)
+			json_arr_close(&s->j);
+	}
+	mdb_txn_abort(txn);
+	return err;
 }
 
 static int
@@ -222,9 +278,8 @@ show_exec(struct ctl *c, int argc, char **argv)
 {
 	char scoped[QUEUE_NAME_MAX + 1];
 	struct queue_op op = { .kind = QOP_STATUS, .now = clock_now_ms(), .queue = scoped };
-	struct shown s = { 0 };
+	struct shown s = { .c = c };
 	enum casq_err err;
-	MDB_txn *txn;
 	int rc;
 
 	if (ctl_getopt(c, argc, argv, NULL) != -1 || optind != argc - 2)
@@ -236,28 +291,25 @@ show_exec(struct ctl *c, int argc, char **argv)
 		return ctl_fail(CTL_USAGE, "bad key: 1-%d bytes", ITEM_KEY_MAX);
 	if ((rc = ctl_open(c, NULL)) != CTL_OK)
 		return rc;
-	if ((err = store_begin(c->st, false, &txn)) == E_OK) {
-		if ((err = queue_apply(c->st, txn, &op)) == E_OK && op.res.ok)
-			err = queue_walk(c->st, txn, scoped, op.key, op.now, payload_of, &s);
-		mdb_txn_abort(txn);
-	}
+	err = show_read(c, scoped, &op, &s);
 	ctl_close(c);
 	rc = CTL_OK;
 	if (err != E_OK)
 		rc = ctl_fail(CTL_USAGE, "%s: cannot read the database", c->data);
 	else if (op.res.reason == REFUSAL_NO_SUCH_QUEUE)
 		rc = ctl_fail(CTL_FAILED, "no queue %s in tenant %s", argv[optind], c->tenant);
-	else if (op.res.state == ITEM_ABSENT)
-		rc = ctl_fail(CTL_FAILED, "%s: no item %s, nor a claim record of one",
+	else if (op.res.state == ITEM_ABSENT && s.events == 0)
+		rc = ctl_fail(CTL_FAILED, "%s: no item %s, no claim record, no history",
 		    argv[optind], op.key);
 	else
-		show_print(c, argv[optind], &op, &s.payload);
+		show_print(c, argv[optind], &op, &s);
 	queue_result_free(&op.res);
 	buf_free(&s.payload);
+	buf_free(&s.history);
 	return rc;
 }
 
 const struct ctl_cmd ctl_show_cmd = {
 	.name = "show", .args = "QUEUE KEY", .exec = show_exec,
-	.about = "one item (state, times, owner, payload) or the claim record of a consumed one",
+	.about = "one item (state, times, owner, payload) or a consumed one's claim record, and its history",
 };

@@ -41,6 +41,10 @@ struct app {
 	 * another one. NULL (the unit tests): the request's time. */
 	int64_t        (*clock)(void);
 };
+/* One history event as the history routes answer it (route_history.c;
+ * casqctl show too): {"at":...,"event":...}, with its queue when asked. */
+void route_history_event(struct json *j, const struct history_event *ev,
+	bool with_queue);
 /* The quota of the request's tenant (0: none). */
 uint64_t route_max_items(const struct app *app, const struct request *req);
 void route_request(struct app *app, struct request *req, struct response *res);

@@ -23,16 +23,13 @@ struct history_call {
 	struct json j;
 };
 
-static void
-event_render(void *ctx, const struct history_event *ev)
+void
+route_history_event(struct json *j, const struct history_event *ev, bool with_queue)
 {
-	struct history_call *c = ctx;
-	struct json *j = &c->j;
-
 	json_obj_open(j, NULL);
 	json_time_ms(j, "at", ev->at);
 	json_str(j, "event", history_kind_name(ev->kind));
-	if (c->queue == NULL)
+	if (with_queue)
 		json_str(j, "queue", route_shown_name(ev->queue));
 	if (ev->claimant_len > 0)
 		json_strn(j, "claimant", ev->claimant, ev->claimant_len);
@@ -45,6 +42,14 @@ event_render(void *ctx, const struct history_event *ev)
 	if (ev->annotations_len > 0)	/* "x_campaign":"...", as sent */
 		json_raw(j, NULL, ev->annotations, ev->annotations_len);
 	json_obj_close(j);
+}
+
+static void
+event_render(void *ctx, const struct history_event *ev)
+{
+	struct history_call *c = ctx;
+
+	route_history_event(&c->j, ev, c->queue == NULL);
 }
 
 static enum casq_err

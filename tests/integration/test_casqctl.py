@@ -164,12 +164,22 @@ def check_queues_items_show(s):
     api = s.q("welcome", "status", key="b")
     eq((b.get("state"), b.get("owner"), b.get("lease_expires_at"), b.get("attempts")),
        ("leased", "flush", api.get("lease_expires_at"), 1), "show: a leased item, its holder")
+    api = s.call("GET", "/v1/queues/welcome/history", params={"key": "b"})
+    eq(b.get("history"), api.get("events"), "show: the item's history, as the history route has it")
+    eq([(e["event"], e.get("claimant"), e.get("attempt")) for e in b.get("history", [])],
+       [("enqueued", None, None), ("claimed", "flush", 1)], "show: ... enqueued, then claimed")
     rc, c, _ = ctl_json(s.data, "show", "welcome", "c")
     eq((rc, c.get("state"), c.get("owner"), "payload" in c), (0, "claimed", "hourly", False),
        "show: a consumed item's claim record")
     rc, out, _ = ctl(s.data, "show", "welcome", "c")
-    ok(rc == 0 and "owner             hourly" in out, "show: as a list for people", out)
-    eq(ctl(s.data, "show", "welcome", "nope")[0], 1, "show of an absent key: exit 1")
+    ok(rc == 0 and "owner             hourly" in out and "history           2 event(s)" in out and
+       "claimed claimant=hourly attempt=1" in out, "show: as a list for people", out)
+    s.call("POST", "/v1/queues/welcome/enqueue", body={"key": "gone"})
+    s.call("POST", "/v1/queues/welcome/remove", body={"key": "gone"})
+    rc, g, _ = ctl_json(s.data, "show", "welcome", "gone")
+    eq((rc, g.get("state"), [e["event"] for e in g.get("history", [])]),
+       (0, "absent", ["enqueued", "removed"]), "show: a removed item is absent, with its history")
+    eq(ctl(s.data, "show", "welcome", "nope")[0], 1, "show of a key with no item, record or history: exit 1")
     eq(ctl(s.data, "show", "nosuch", "a")[0], 1, "show in a queue that does not exist: exit 1")
     eq(ctl(s.data, "--tenant", "acme", "show", "welcome", "a")[0], 1,
        "show --tenant acme: the default tenant's item is not acme's")
