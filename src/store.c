@@ -494,41 +494,6 @@ free_pages(struct store *st, size_t *n)
 	return ok;
 }
 
-/* mdb_reader_list's callback: one line per reader slot in use, after a
- * header line ("pid thread txnid") or "(no active readers)". */
-static int
-reader_line(const char *line, void *ctx)
-{
-	unsigned *n = ctx;
-
-	line += strspn(line, " ");
-	if (*line >= '0' && *line <= '9')
-		(*n)++;
-	return 0;
-}
-
-enum casq_err
-store_env_usage(struct store *st, MDB_txn *txn, struct store_env_usage *u)
-{
-	MDB_envinfo info;
-	MDB_stat stat;
-	int rc;
-
-	memset(u, 0, sizeof *u);
-	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
-	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
-	    (rc = free_pages_in(txn, &u->pages_free)) != 0)
-		return store_map_error(rc, "read the environment's use");
-	u->map_size = info.me_mapsize;
-	u->page_size = stat.ms_psize;
-	u->pages_used = info.me_last_pgno + 1;
-	u->max_readers = info.me_maxreaders;
-	u->last_txnid = info.me_last_txnid;
-	if (mdb_reader_list(st->env, reader_line, &u->readers) < 0)
-		return store_map_error(EIO, "list the readers");
-	return E_OK;
-}
-
 struct reader_list {
 	store_reader_fn fn;
 	void           *ctx;
@@ -556,6 +521,35 @@ store_readers(struct store *st, store_reader_fn fn, void *ctx)
 	struct reader_list rl = { fn, ctx };
 
 	return mdb_reader_list(st->env, reader_slot, &rl) < 0 ? EIO : 0;
+}
+
+/* store_env_usage's count of the slots store_readers lists. */
+static void
+reader_count(void *ctx, long pid, size_t txnid)
+{
+	(*(unsigned *)ctx)++;
+}
+
+enum casq_err
+store_env_usage(struct store *st, MDB_txn *txn, struct store_env_usage *u)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	int rc;
+
+	memset(u, 0, sizeof *u);
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
+	    (rc = free_pages_in(txn, &u->pages_free)) != 0)
+		return store_map_error(rc, "read the environment's use");
+	u->map_size = info.me_mapsize;
+	u->page_size = stat.ms_psize;
+	u->pages_used = info.me_last_pgno + 1;
+	u->max_readers = info.me_maxreaders;
+	u->last_txnid = info.me_last_txnid;
+	if (store_readers(st, reader_count, &u->readers) != 0)
+		return store_map_error(EIO, "list the readers");
+	return E_OK;
 }
 
 bool
