@@ -13,7 +13,7 @@
 
 struct items {
 	struct ctl      *c;
-	int              state;		/* ITEM_READY, ITEM_LEASED, or -1: every one */
+	int              state;		/* ITEM_READY, ITEM_LEASED, ITEM_DEAD, or -1: every one */
 	struct json      j;
 	struct ctl_table t;
 };
@@ -104,6 +104,8 @@ items_exec(struct ctl *c, int argc, char **argv)
 			s.state = ITEM_READY;
 		else if (opt == 's' && strcmp(optarg, "leased") == 0)
 			s.state = ITEM_LEASED;
+		else if (opt == 's' && strcmp(optarg, "dead") == 0)
+			s.state = ITEM_DEAD;
 		else
 			return ctl_usage(&ctl_items_cmd);
 	}
@@ -144,7 +146,7 @@ items_exec(struct ctl *c, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_items_cmd = {
-	.name = "items", .args = "QUEUE [--state ready|leased]", .exec = items_exec,
+	.name = "items", .args = "QUEUE [--state ready|leased|dead]", .exec = items_exec,
 	.about = "a queue's items in key order (a lease that ran out shows ready)",
 };
 
@@ -201,7 +203,8 @@ show_print(const struct ctl *c, const char *queue, const struct queue_op *op,
     const struct shown *s)
 {
 	const struct queue_result *r = &op->res;
-	bool queued = r->state == ITEM_READY || r->state == ITEM_LEASED;
+	bool queued = r->state == ITEM_READY || r->state == ITEM_LEASED ||
+	    r->state == ITEM_DEAD;
 	const struct buf *payload = &s->payload;
 	struct buf b = { 0 };
 	struct json j;

@@ -242,7 +242,7 @@ render_queues(struct buf *b, const struct queue_rows *q)
 	    STR(METRICS_QUEUES_MAX) " by name have them.",
 	    (unsigned long long)(q->total - q->n));
 	family(b, "casq_queue_items", "gauge",
-	    "Items in the queue by state: ready (delayed ones included) or leased.");
+	    "Items in the queue by state: ready (delayed ones included), leased or dead.");
 	for (size_t i = 0; i < q->n; i++) {
 		const struct queue_row *r = &q->row[i];
 
@@ -250,6 +250,8 @@ render_queues(struct buf *b, const struct queue_rows *q)
 		    r->tenant, r->queue, (unsigned long long)r->s.ready);
 		buf_printf(b, "casq_queue_items{tenant=\"%s\",queue=\"%s\",state=\"leased\"} %llu\n",
 		    r->tenant, r->queue, (unsigned long long)r->s.leased);
+		buf_printf(b, "casq_queue_items{tenant=\"%s\",queue=\"%s\",state=\"dead\"} %llu\n",
+		    r->tenant, r->queue, (unsigned long long)r->s.dead);
 	}
 	for (size_t c = 0; c < sizeof queue_counters / sizeof queue_counters[0]; c++) {
 		family(b, queue_counters[c].name, "counter", queue_counters[c].help);

@@ -30,6 +30,8 @@ static const struct route_entry *const routes[] = {
 	&route_history_entry,
 	&route_items_entry,
 	&route_history_key_entry,
+	&route_redrive_entry,
+	&route_queue_config_entry,
 	&route_kv_stats_entry,
 	&route_kv_get_entry,
 	&route_kv_set_entry,

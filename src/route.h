@@ -73,6 +73,7 @@ struct route_entry {
 extern const struct route_entry route_enqueue_entry, route_claim_entry,
 	route_pop_entry, route_ack_entry, route_release_entry,
 	route_remove_entry, route_status_entry, route_queue_stats_entry,
+	route_redrive_entry, route_queue_config_entry,
 	route_queue_list_entry, route_kv_get_entry, route_kv_set_entry,
 	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
 	route_once_entry, route_healthz_entry, route_ping_entry,
@@ -151,6 +152,10 @@ enum casq_err param_seconds(const struct request *req, const char *name,
  * query values as JSON strings. Absent leaves out empty. */
 enum casq_err param_json_value(const struct request *req, const char *name,
 	enum casq_err bad, enum casq_err too_large, struct buf *out);
+/* true or false: a JSON boolean, or the text "true" / "false"; absent
+ * leaves *out untouched. */
+enum casq_err param_bool(const struct request *req, const char *name,
+	enum casq_err bad, bool *out);
 /* A decimal integer within [min, max]: digits only, with a leading '-'
  * only when min is negative; *given says whether it was sent. */
 enum casq_err param_int(const struct request *req, const char *name,

@@ -25,7 +25,7 @@ struct items_call {
 static enum casq_err
 param_state(const struct request *req, enum item_state *state)
 {
-	static const enum item_state listed[] = { ITEM_READY, ITEM_LEASED };
+	static const enum item_state listed[] = { ITEM_READY, ITEM_LEASED, ITEM_DEAD };
 	const char *s;
 	enum casq_err err = param_text(req, "state", 16, E_BAD_STATE, &s);
 

@@ -159,3 +159,23 @@ param_annotations(const struct request *req, struct buf *out)
 	}
 	return out->len > HISTORY_ANNOTATIONS_MAX ? E_BAD_ANNOTATION : E_OK;
 }
+
+enum casq_err
+param_bool(const struct request *req, const char *name, enum casq_err bad,
+    bool *out)
+{
+	const struct param *p = request_param(req, name);
+
+	if (p == NULL)
+		return E_OK;
+	if ((p->kind != PARAM_STRING && p->kind != PARAM_BOOL) ||
+	    strlen(p->value) != p->len)
+		return bad;
+	if (strcmp(p->value, "true") == 0)
+		*out = true;
+	else if (strcmp(p->value, "false") == 0)
+		*out = false;
+	else
+		return bad;
+	return E_OK;
+}

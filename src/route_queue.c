@@ -4,6 +4,7 @@
  * the named item only; taking the next one is pop, a route of its own, so
  * no slip in a template can turn one into the other.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,42 @@ struct queue_call {
 	struct buf      payload;
 	struct buf      annotations;
 };
+
+/* key=K, or all=true: exactly one of them. */
+static enum casq_err
+redrive_params(const struct request *req, struct queue_op *op)
+{
+	enum casq_err err;
+
+	if ((err = param_bool(req, "all", E_BAD_ALL, &op->redrive_all)) != E_OK)
+		return err;
+	if (request_param(req, "key") == NULL)
+		return op->redrive_all ? E_OK : E_KEY_OR_ALL;
+	if ((err = param_key(req, "key", &op->key)) != E_OK)
+		return err;
+	return op->redrive_all ? E_KEY_OR_ALL : E_OK;
+}
+
+/* The settings sent; none is a read. */
+static enum casq_err
+config_params(const struct request *req, struct queue_op *op)
+{
+	enum casq_err err;
+	int64_t v = 0;
+
+	op->set_lease = request_param(req, "lease") != NULL;
+	if ((err = param_seconds(req, "lease", false, LEASE_MAX_MS,
+	    E_BAD_CONFIG_LEASE, &op->config.lease_ms)) != E_OK ||
+	    (err = param_int(req, "max_attempts", 0, MAX_ATTEMPTS_MAX,
+	    E_BAD_MAX_ATTEMPTS, &op->set_max_attempts, &v)) != E_OK)
+		return err;
+	op->config.max_attempts = (uint32_t)v;
+	if ((err = param_int(req, "bind_days", 1, BIND_DAYS_MAX, E_BAD_BIND_DAYS,
+	    &op->set_bind_days, &v)) != E_OK)
+		return err;
+	op->config.bind_days = (uint32_t)v;
+	return E_OK;
+}
 
 static enum casq_err
 queue_op_params(const struct request *req, struct queue_op *op,
@@ -44,6 +81,10 @@ queue_op_params(const struct request *req, struct queue_op *op,
 		if ((err = param_text(req, "claimant", CLAIMANT_MAX, E_BAD_CLAIMANT, &claimant)) == E_OK)
 			err = param_seconds(req, "lease", true, LEASE_MAX_MS,
 			    E_BAD_LEASE, &op->lease_ms);
+		if (err == E_OK && op->kind == QOP_POP &&
+		    (err = param_text(req, "bind", BIND_MAX, E_BAD_BIND, &op->bind)) == E_OK &&
+		    op->bind != NULL && *op->bind == '\0')
+			err = E_BAD_BIND;
 		op->claimant = claimant ? claimant : "";
 		break;
 	case QOP_RELEASE:
@@ -64,6 +105,10 @@ queue_op_params(const struct request *req, struct queue_op *op,
 		break;
 	case QOP_STATS:
 		break;
+	case QOP_REDRIVE:
+		return redrive_params(req, op);
+	case QOP_CONFIG:
+		return config_params(req, op);
 	}
 	return err;
 }
@@ -88,8 +133,10 @@ static void
 render_enqueue(struct json *j, const struct queue_op *op)
 {
 	render_head(j, "enqueued", op);
-	json_str(j, "state", item_state_name(op->res.state));
-	json_time(j, "ready_at", op->res.ready_at);
+	json_str(j, "state", op->res.follow_up ? "follow_up" :
+	    item_state_name(op->res.state));
+	if (op->res.state != ITEM_DEAD)
+		json_time(j, "ready_at", op->res.ready_at);
 }
 
 static void
@@ -103,6 +150,8 @@ render_claim(struct json *j, const struct queue_op *op)
 		render_owner(j, r);
 		return;
 	}
+	if (op->bind != NULL)
+		json_bool(j, "again", r->again);
 	json_str(j, "owner", r->owner);
 	json_str(j, "token", r->token);
 	json_int(j, "attempt", r->attempts);
@@ -120,8 +169,10 @@ render_simple(struct json *j, const char *outcome, const struct queue_op *op)
 	render_head(j, outcome, op);
 	if (!op->res.ok)
 		json_str(j, "reason", store_refusal_name(op->res.reason));
-	else if (op->kind == QOP_RELEASE)
+	else if (op->kind == QOP_RELEASE || op->res.follow_up)
 		json_str(j, "state", item_state_name(op->res.state));
+	if (op->res.ok && op->res.follow_up)
+		json_bool(j, "follow_up", true);
 }
 
 static void
@@ -137,14 +188,59 @@ render_status(struct json *j, const struct queue_op *op)
 	json_str(j, "state", item_state_name(r->state));
 	json_int(j, "attempts", r->attempts);
 	render_owner(j, r);
-	if (r->state == ITEM_READY || r->state == ITEM_LEASED) {
+	if (r->state == ITEM_READY || r->state == ITEM_LEASED || r->state == ITEM_DEAD)
 		json_time(j, "enqueued_at", r->enqueued_at);
+	if (r->state == ITEM_READY || r->state == ITEM_LEASED)
 		json_time(j, "ready_at", r->ready_at);
-	}
 	if (r->state == ITEM_LEASED)
 		json_time(j, "lease_expires_at", r->lease_expires_at);
+	if (r->follow_up)
+		json_bool(j, "follow_up", true);
+	if (r->state == ITEM_DEAD)
+		json_time(j, "dead_at", r->dead_at);
 	if (r->state == ITEM_CLAIMED)
 		json_time(j, "claimed_at", r->claimed_at);
+	if (*r->bound_to)
+		json_str(j, "bound_to", r->bound_to);
+}
+
+/* The settings, in seconds as they are sent (a lease to the ms). */
+static void
+render_config_fields(struct json *j, const struct queue_config *c)
+{
+	char secs[32];
+	int n = c->lease_ms % 1000 ?
+	    snprintf(secs, sizeof secs, "%lld.%03lld", (long long)(c->lease_ms / 1000),
+	    (long long)(c->lease_ms % 1000)) :
+	    snprintf(secs, sizeof secs, "%lld", (long long)(c->lease_ms / 1000));
+
+	json_raw(j, "lease", secs, (size_t)n);
+	json_int(j, "max_attempts", c->max_attempts);
+	json_int(j, "bind_days", c->bind_days);
+}
+
+static void
+render_config(struct json *j, const struct queue_op *op)
+{
+	json_obj_open(j, NULL);
+	json_str(j, "queue", route_shown_name(op->queue));
+	render_config_fields(j, &op->res.stats.config);
+}
+
+static void
+render_redrive(struct json *j, const struct queue_op *op)
+{
+	const struct queue_result *r = &op->res;
+
+	json_obj_open(j, NULL);
+	json_int(j, "redriven", (long long)r->redriven);
+	json_str(j, "queue", route_shown_name(op->queue));
+	if (op->key != NULL)
+		json_str(j, "key", op->key);
+	if (!r->ok)
+		json_str(j, "reason", store_refusal_name(r->reason));
+	else if (op->redrive_all)
+		json_int(j, "remaining", (long long)r->remaining);
 }
 
 static void
@@ -164,6 +260,13 @@ render_stats(struct json *j, const struct queue_op *op)
 	json_int(j, "released", (long long)s->released);
 	json_int(j, "removed", (long long)s->removed);
 	json_int(j, "expired", (long long)s->expired);
+	json_int(j, "dead", (long long)s->dead);
+	json_int(j, "redriven", (long long)s->redriven);
+	render_config_fields(j, &s->config);
+	json_arr_open(j, "claims_per_minute");
+	for (int i = 0; i < CLAIM_RATE_MINUTES; i++)
+		json_int(j, NULL, op->res.claims_per_minute[i]);
+	json_arr_close(j);
 }
 
 static void
@@ -178,6 +281,8 @@ render(struct json *j, const struct queue_op *op)
 	case QOP_REMOVE:  render_simple(j, "removed", op); break;
 	case QOP_STATUS:  render_status(j, op); break;
 	case QOP_STATS:   render_stats(j, op); break;
+	case QOP_REDRIVE: render_redrive(j, op); break;
+	case QOP_CONFIG:  render_config(j, op); break;
 	}
 	json_obj_close(j);
 }
@@ -237,7 +342,8 @@ queue_route(struct app *app, struct request *req, struct response *res,
 	route_exec(app, req, res, &(struct route_op){
 	    .write = queue_op_writes(&c->op), .apply = apply_cb,
 	    .render = render_cb, .free_op = queue_call_free, .op = c,
-	    .drained = kind == QOP_ENQUEUE ? NULL : queue_drained,
+	    .drained = kind == QOP_ENQUEUE || kind == QOP_REDRIVE ||
+	    kind == QOP_CONFIG ? NULL : queue_drained,
 	    .now = &c->op.now });
 }
 
@@ -252,7 +358,7 @@ const struct route_entry route_enqueue_entry =
 const struct route_entry route_claim_entry =
 	QUEUE_ROUTE("/claim", QOP_CLAIM, "key", "claimant", "lease");
 const struct route_entry route_pop_entry =
-	QUEUE_ROUTE("/pop", QOP_POP, "claimant", "lease");
+	QUEUE_ROUTE("/pop", QOP_POP, "claimant", "lease", "bind");
 const struct route_entry route_ack_entry =
 	QUEUE_ROUTE("/ack", QOP_ACK, "key", "token", "claimant");
 const struct route_entry route_release_entry =
@@ -261,6 +367,10 @@ const struct route_entry route_remove_entry =
 	QUEUE_ROUTE("/remove", QOP_REMOVE, "key");
 const struct route_entry route_status_entry =
 	QUEUE_ROUTE("/status", QOP_STATUS, "key");
+const struct route_entry route_redrive_entry =
+	QUEUE_ROUTE("/redrive", QOP_REDRIVE, "key", "all");
+const struct route_entry route_queue_config_entry =
+	QUEUE_ROUTE("/config", QOP_CONFIG, "lease", "max_attempts", "bind_days");
 const struct route_entry route_queue_stats_entry = {
 	.pattern = "/v1/queues/*", .exec = queue_route, .kind = QOP_STATS,
 	.auth = true, .bad_name = E_BAD_QUEUE,

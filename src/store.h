@@ -43,13 +43,22 @@
 /* Expired entries handled per write transaction: small enough that no
  * request waits long, large enough to outpace any realistic expiry rate. */
 #define SWEEP_BATCH		16
+/* A bound pop's bind value (typically {{lead.Id}}), like a key. */
+#define BIND_MAX		256
+/* Queue settings' bounds (POST /v1/queues/{queue}/config). */
+#define MAX_ATTEMPTS_MAX	1000
+#define BIND_DAYS_DEFAULT	365	/* a year: a coupon outlives any campaign */
+#define BIND_DAYS_MAX		3650	/* ten years: longer is forever */
+#define DAY_MS			(24LL * 3600 * 1000)
+/* claims_per_minute: one count per minute for the last hour. */
+#define CLAIM_RATE_MINUTES	60
 
 /* The kinds of the expiry index (store_expiry.c holds their table: the
  * letter on disk, the name in the log, the family's hook). In the order
  * of the "swept:" log line. */
 enum expiry_kind {
 	EXPIRY_LEASE, EXPIRY_VALUE, EXPIRY_ONCE, EXPIRY_RESPONSE, EXPIRY_CLAIM,
-	EXPIRY_HISTORY,
+	EXPIRY_HISTORY, EXPIRY_BINDING,
 	EXPIRY__COUNT
 };
 
@@ -67,6 +76,8 @@ struct store {
 	MDB_dbi  ready;		/* queue/<ready_at hex>/<seq hex> -> key */
 	MDB_dbi  leases;	/* queue/<expires hex>/<seq hex> -> key */
 	MDB_dbi  claimed;	/* queue/key -> claim record */
+	MDB_dbi  dead;		/* queue/key -> "": the dead items, in key order */
+	MDB_dbi  bindings;	/* queue/bind -> binding record (bound pops) */
 	MDB_dbi  expiry;	/* <when hex>/<kind>/<ref> -> "" */
 	MDB_dbi  kv;		/* namespace/key -> kv record */
 	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
@@ -211,7 +222,7 @@ enum store_refusal {
 	REFUSAL_NONE = 0,
 	REFUSAL_NO_SUCH_QUEUE, REFUSAL_EMPTY, REFUSAL_CLAIMED, REFUSAL_NOT_QUEUED, REFUSAL_NOT_READY,
 	REFUSAL_NOT_LEASED, REFUSAL_LEASE_EXPIRED, REFUSAL_TOKEN_MISMATCH,
-	REFUSAL_CLAIMANT_MISMATCH,
+	REFUSAL_CLAIMANT_MISMATCH, REFUSAL_DEAD, REFUSAL_NOT_DEAD,
 	REFUSAL_NOT_FOUND, REFUSAL_VERSION_MISMATCH, REFUSAL_NOT_A_COUNTER,
 	REFUSAL_OVERFLOW,
 	REFUSAL__COUNT
@@ -304,18 +315,69 @@ extern enum casq_err (*committer_apply_seam)(store_apply_fn fn,
 	struct store *st, MDB_txn *txn, void *op);
 
 /* --- queues (store_queue.c) --- */
-enum item_state { ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED = 3 };
+enum item_state {
+	ITEM_ABSENT = 0, ITEM_READY = 1, ITEM_LEASED = 2, ITEM_CLAIMED = 3,
+	ITEM_DEAD = 4	/* leased max_attempts times: kept, never handed out */
+};
 const char *item_state_name(enum item_state s);
 
 enum queue_op_kind {
 	QOP_ENQUEUE, QOP_CLAIM, QOP_POP, QOP_ACK, QOP_RELEASE, QOP_REMOVE,
-	QOP_STATUS, QOP_STATS
+	QOP_STATUS, QOP_STATS, QOP_REDRIVE, QOP_CONFIG
+};
+
+/* The item record in "items": this header, then the claimant, the
+ * payload JSON, the follow-up's payload JSON and the bind of the bound pop
+ * that leased it (docs/storage.md). Host byte order; the schema version
+ * guards the layout. */
+struct item_hdr {
+	uint8_t  state;
+	uint8_t  flags;		/* ITEM_FOLLOW_UP */
+	uint16_t claimant_len;
+	uint32_t attempts;
+	uint64_t seq;
+	int64_t  enqueued_at, ready_at, lease_until;
+	/* With ITEM_FOLLOW_UP: the follow-up is ready when the lease ends,
+	 * or at this time (its enqueue's delay) if later. */
+	int64_t  follow_ready_at;
+	int64_t  dead_at;	/* ITEM_DEAD: since when */
+	uint32_t payload_len;
+	uint32_t follow_len;	/* the follow-up's payload */
+	uint16_t bind_len;
+	uint16_t pad;
+	char     token[TOKEN_HEX_LEN];
+};
+#define ITEM_FOLLOW_UP	0x01	/* enqueued again while leased: one more run */
+
+/* A claim record in "claimed": this header, then the owner's name and
+ * the bind of the bound pop that took it. */
+struct claim_hdr {
+	int64_t  claimed_at;
+	uint32_t attempts;	/* claims the item had, this one included */
+	uint16_t owner_len;
+	uint16_t bind_len;
+};
+
+/* A queue's settings, kept in its stats record. */
+struct queue_config {
+	int64_t  lease_ms;	/* a claim's or pop's lease when it sends none; 0: none (consume) */
+	uint32_t max_attempts;	/* leases before an item is dead; 0: unlimited */
+	uint32_t bind_days;	/* how long a bound pop's binding lasts */
 };
 
 struct queue_stats {		/* on disk in "queues", host byte order */
 	uint64_t ready, leased, next_seq;
 	uint64_t enqueued, claimed, acked, released, removed, expired;
 	int64_t  created_at;
+	uint64_t dead;		/* items dead now */
+	uint64_t died, redriven;	/* totals, as enqueued and the rest */
+	struct queue_config config;
+	/* Winning claims and pops per minute: the count of minute m (ms /
+	 * 60000) is rate[m % 60] while m is one of the 60 minutes up to
+	 * rate_minute, the last minute counted in; older slots are stale and
+	 * read as 0 (store_queue.c, claim_rate_*). */
+	int64_t  rate_minute;
+	uint32_t rate[CLAIM_RATE_MINUTES];
 };
 
 struct queue_result {
@@ -327,10 +389,15 @@ struct queue_result {
 	bool            has_owner;
 	char            token[TOKEN_HEX_LEN + 1];
 	uint32_t        attempts;
-	int64_t         enqueued_at, ready_at, lease_expires_at, claimed_at;
+	int64_t         enqueued_at, ready_at, lease_expires_at, claimed_at, dead_at;
+	bool            follow_up;	/* a follow-up run waits for the lease's end */
+	bool            again;		/* a bound pop answered from its binding */
+	char            bound_to[BIND_MAX + 1];	/* "": not bound */
 	struct buf      payload;	/* JSON text; len 0 = none */
 	struct queue_stats stats;
 	int64_t         oldest_ready_at;	/* 0 = nothing ready */
+	uint32_t        claims_per_minute[CLAIM_RATE_MINUTES];	/* oldest first */
+	uint64_t        redriven, remaining;	/* QOP_REDRIVE */
 };
 
 struct queue_op {
@@ -338,12 +405,18 @@ struct queue_op {
 	int64_t     now;
 	const char *queue;	/* "tenant:name" */
 	uint64_t    max_items;	/* the tenant's quota, 0: none */
-	const char *key;	/* NULL for QOP_POP (and QOP_STATS) */
+	const char *key;	/* NULL for QOP_POP, QOP_STATS, QOP_CONFIG, a redrive of all */
 	const char *payload;	/* compact JSON text or NULL */
 	size_t      payload_len;
 	const char *claimant;	/* "" when not given */
 	const char *token;
-	int64_t     delay_ms, lease_ms;	/* lease_ms 0: consume on claim */
+	const char *bind;	/* QOP_POP: NULL, or 1-BIND_MAX bytes */
+	/* lease_ms 0: the queue's configured lease (none: consume on claim) */
+	int64_t     delay_ms, lease_ms;
+	bool        redrive_all;	/* QOP_REDRIVE of every dead item (key NULL) */
+	/* QOP_CONFIG: the settings sent; none set: a read */
+	bool        set_lease, set_max_attempts, set_bind_days;
+	struct queue_config config;
 	/* What the item's history records of the request (store_history.c):
 	 * its request id as the client sent it (NULL: none) and its x_
 	 * annotations as compact JSON members, "\"x_a\":1,..." (len 0:
@@ -367,8 +440,9 @@ typedef void (*queue_visit_fn)(void *ctx, const char *name, size_t len,
 enum casq_err queue_list(struct store *st, MDB_txn *txn, const char *prefix,
 	const char *after, size_t limit, queue_visit_fn fn, void *ctx);
 
-/* Call fn for each item of queue ("tenant:name") in state (ITEM_READY or
- * ITEM_LEASED, as status reports it: a lease that ran out is ready), in
+/* Call fn for each item of queue ("tenant:name") in state (ITEM_READY,
+ * ITEM_LEASED or ITEM_DEAD, as status reports it: a lease that ran out is
+ * ready, or dead at the queue's max_attempts), in
  * key order after after (NULL: from the first), at most limit times.
  * A page reads at most QUEUE_ITEMS_SCAN_MAX items, so a rare state in a
  * long queue costs each page a bounded walk: *next gets the key to
@@ -478,6 +552,30 @@ bool history_last_of(struct store *st, MDB_txn *txn, const char *queue,
 /* Expiry hook: an item's oldest events reached --history-days. */
 expiry_sweep_fn history_sweep;
 
+/* --- bound pops' bindings (store_bind.c) --- */
+/* What a bound pop answered, kept so that a retry with the same bind
+ * answers the same: the key, its payload, owner, token and attempt. */
+struct binding {
+	int64_t     bound_at, expires_at;
+	uint32_t    attempts;
+	char        token[TOKEN_HEX_LEN];
+	const char *key, *owner, *payload;	/* point into the LMDB value */
+	size_t      key_len, owner_len, payload_len;
+};
+/* The live binding of bind in queue ("tenant:name") at now into *b:
+ * 0, MDB_NOTFOUND (none, or its time is over), or an LMDB error. */
+int  binding_get(struct store *st, MDB_txn *txn, const char *queue,
+	const char *bind, size_t bind_len, int64_t now, struct binding *b);
+/* Store b under bind (replacing any old one) with its expiry entry. */
+int  binding_put(struct store *st, MDB_txn *txn, const char *queue,
+	const char *bind, size_t bind_len, const struct binding *b);
+/* Delete the binding of bind if it is the one that handed out key with
+ * token (the lease that ended without an ack); 0 or an LMDB error. */
+int  binding_drop(struct store *st, MDB_txn *txn, const char *queue,
+	const char *bind, size_t bind_len, const char *key, const char *token);
+/* Expiry hook: a binding's bind_days are over. */
+expiry_sweep_fn binding_sweep;
+
 /* --- values with compare-and-swap, counters (store_kv.c) --- */
 #define KV_VALUE_MAX	PAYLOAD_MAX
 
@@ -571,7 +669,7 @@ expiry_sweep_fn idem_sweep;
 /* What a tenant holds, counted by the families as they change it; a
  * quota (max_items) bounds the sum. On disk in "tenants". */
 struct tenant_usage {
-	uint64_t items;		/* queued: ready or leased */
+	uint64_t items;		/* queued: ready, leased or dead */
 	uint64_t values;	/* kv keys, expired ones until swept */
 	uint64_t windows;	/* once-windows, closed ones until swept */
 };
@@ -599,8 +697,10 @@ enum casq_err tenant_list(struct store *st, MDB_txn *txn, tenant_visit_fn fn,
 /* Schema 1 to 2: every key gets the tenant "default:", in one transaction
  * (store_upgrade.c). why gets the counts, or the reason it failed. */
 int  store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen);
-/* Schema 2 to 3: item history (a new database, created empty at open:
- * events are recorded from the upgrade on). */
+/* Schema 2 to 3: the queue, item and claim records converted to their
+ * schema-3 layouts (dead letters, follow-ups, bound pops, settings); item
+ * history and bindings are new databases, created empty at open. why
+ * gets the counts, or the reason it failed. */
 int  store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen);
 
 /* --- the consistency walk (store_verify.c) --- */

@@ -38,6 +38,7 @@ static const struct expiry_kind_row {
 	[EXPIRY_RESPONSE] = { 'i', "stored response(s)", idem_sweep },
 	[EXPIRY_CLAIM]    = { 'c', "claim record(s)",    queue_sweep_claim },
 	[EXPIRY_HISTORY]  = { 'h', "item history(s)",    history_sweep },
+	[EXPIRY_BINDING]  = { 'b', "binding(s)",         binding_sweep },
 };
 
 /* --- the index --- */

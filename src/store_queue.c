@@ -1,13 +1,19 @@
 /*
  * store_queue.c - claimable queues.
  *
- * An item lives in "items" under queue/key while it is ready or leased.
+ * An item lives in "items" under queue/key while it is ready, leased or
+ * dead.
  * A ready item also has an entry in "ready" ordered by (ready_at, seq), so
  * the next item to pop is the first key with the queue's prefix; a leased
  * item has an entry in "leases" ordered by expiry, so expired leases are
  * found without a scan. Per-queue counters live in "queues". When an item
  * is consumed, "claimed" remembers who took it for CLAIM_RECORD_TTL_MS.
- * Every request is O(log n) in the number of items.
+ * An item leased max_attempts times whose lease ends without an ack is
+ * dead: it stays in "items" with an entry in "dead" (key order) until a
+ * redrive makes it ready again. An enqueue of a leased item stores a
+ * follow-up run in the item, started when the lease ends. A bound pop's
+ * binding is store_bind.c's. Every request is O(log n) in the number of
+ * items; a redrive of all is bounded by REDRIVE_BATCH.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,34 +26,30 @@
 #define LEASE_EXPIRY_BATCH	64
 /* "queue/" + 16 hex + "/" + 16 hex */
 #define INDEX_KEY_MAX		(QUEUE_NAME_MAX + 1 + 16 + 1 + 16)
+/* Dead items a redrive of all makes ready per request: each rewrites an
+ * item of up to two 16 KiB payloads, so this bounds the transaction to a
+ * few MB and well under a second, inside Marketo's 30 s; the answer says
+ * how many remain for the next call. */
+#define REDRIVE_BATCH		500
+#define MINUTE_MS		60000
 
-/* The item record as stored: this header, then the claimant, then the
- * payload JSON. Host byte order; the schema version guards the layout. */
-struct item_hdr {
-	uint8_t  state;
-	uint8_t  pad;
-	uint16_t claimant_len;
-	uint32_t attempts;
-	uint64_t seq;
-	int64_t  enqueued_at, ready_at, lease_until;
-	uint32_t payload_len;
-	char     token[TOKEN_HEX_LEN];
-};
-/* docs/storage.md gives this layout, tail padding included. */
-_Static_assert(sizeof(struct item_hdr) == 80, "item header layout");
+/* docs/storage.md gives these layouts, tail padding included. */
+_Static_assert(sizeof(struct item_hdr) == 104, "item header layout");
+_Static_assert(sizeof(struct claim_hdr) == 16, "claim header layout");
+_Static_assert(sizeof(struct queue_stats) == 368, "queue stats layout");
 
+/* An item: its header and the parts of its tail, pointing into the LMDB
+ * value (or, for one being written, wherever the writer likes). */
 struct item {
 	struct item_hdr h;
-	const char     *claimant;	/* points into the LMDB value */
+	const char     *claimant;
 	const char     *payload;
+	const char     *follow;		/* the follow-up's payload */
+	const char     *bind;
 };
 
-/* A claim record: when, then the owner's name. */
-struct claim_hdr {
-	int64_t  claimed_at;
-	uint32_t attempts;	/* claims the item had, this one included */
-	uint16_t owner_len;
-};
+/* How a lease ends (lease_end). */
+enum lease_ending { END_ACK, END_RELEASE, END_EXPIRY };
 
 /* An item's key, "queue/key" (store.c's store_key). */
 #define item_key	store_key
@@ -55,7 +57,7 @@ struct claim_hdr {
 const char *
 item_state_name(enum item_state s)
 {
-	static const char *const names[] = { "absent", "ready", "leased", "claimed" };
+	static const char *const names[] = { "absent", "ready", "leased", "claimed", "dead" };
 
 	return names[s];
 }
@@ -63,6 +65,8 @@ item_state_name(enum item_state s)
 bool
 queue_op_writes(const struct queue_op *op)
 {
+	if (op->kind == QOP_CONFIG)
+		return op->set_lease || op->set_max_attempts || op->set_bind_days;
 	return op->kind != QOP_STATUS && op->kind != QOP_STATS;
 }
 
@@ -148,10 +152,13 @@ item_decode(const MDB_val *v, struct item *it)
 	if (v->mv_size < sizeof it->h)
 		return MDB_CORRUPTED;
 	memcpy(&it->h, v->mv_data, sizeof it->h);
-	if (v->mv_size - sizeof it->h != (size_t)it->h.claimant_len + it->h.payload_len)
+	if (v->mv_size - sizeof it->h != (size_t)it->h.claimant_len +
+	    it->h.payload_len + it->h.follow_len + it->h.bind_len)
 		return MDB_CORRUPTED;
 	it->claimant = (const char *)v->mv_data + sizeof it->h;
 	it->payload = it->claimant + it->h.claimant_len;
+	it->follow = it->payload + it->h.payload_len;
+	it->bind = it->follow + it->h.follow_len;
 	return 0;
 }
 
@@ -165,24 +172,47 @@ item_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
 	return rc != 0 ? rc : item_decode(&v, it);
 }
 
-/* Write the item with a new header; claimant and payload given apart
- * because they may point into the very value being replaced. */
+/* Write the item; its tail parts may point into the very value being
+ * replaced, so they are copied out first. */
 static int
 item_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
-    struct item_hdr *h, const char *claimant, const char *payload)
+    const struct item *it)
 {
-	size_t n = sizeof *h + h->claimant_len + h->payload_len;
+	const struct item_hdr *h = &it->h;
+	size_t n = sizeof *h + h->claimant_len + h->payload_len + h->follow_len +
+	    h->bind_len;
 	MDB_val v = { n, NULL };
-	char *tmp = xmalloc(n);
+	char *tmp = xmalloc(n), *p = tmp;
 	int rc;
 
-	memcpy(tmp, h, sizeof *h);
-	memcpy(tmp + sizeof *h, claimant, h->claimant_len);
-	memcpy(tmp + sizeof *h + h->claimant_len, payload, h->payload_len);
+	memcpy(p, h, sizeof *h);
+	p += sizeof *h;
+	memcpy(p, it->claimant, h->claimant_len);
+	p += h->claimant_len;
+	memcpy(p, it->payload, h->payload_len);
+	p += h->payload_len;
+	memcpy(p, it->follow, h->follow_len);
+	p += h->follow_len;
+	memcpy(p, it->bind, h->bind_len);
 	v.mv_data = tmp;
 	rc = mdb_put(txn, st->items, (MDB_val *)&ik->val, &v, 0);
 	free(tmp);
 	return rc;
+}
+
+/* The dead index: queue/key -> "", in key order. */
+static int
+dead_index_put(struct store *st, MDB_txn *txn, const struct item_key *ik)
+{
+	MDB_val v = { 0, "" };
+
+	return mdb_put(txn, st->dead, (MDB_val *)&ik->val, &v, 0);
+}
+
+static int
+dead_index_del(struct store *st, MDB_txn *txn, const struct item_key *ik)
+{
+	return mdb_del(txn, st->dead, (MDB_val *)&ik->val, NULL);
 }
 
 static int
@@ -206,23 +236,26 @@ stats_put(struct store *st, MDB_txn *txn, const char *queue,
 
 static int
 claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
-    int64_t now, uint32_t attempts, const char *owner, size_t owner_len)
+    int64_t now, uint32_t attempts, const char *owner, size_t owner_len,
+    const char *bind, size_t bind_len)
 {
 	struct claim_hdr h = { .claimed_at = now, .attempts = attempts,
-	    .owner_len = (uint16_t)owner_len };
-	char rec[sizeof h + CLAIMANT_MAX];
-	MDB_val v = { sizeof h + owner_len, rec };
+	    .owner_len = (uint16_t)owner_len, .bind_len = (uint16_t)bind_len };
+	char rec[sizeof h + CLAIMANT_MAX + BIND_MAX];
+	MDB_val v = { sizeof h + owner_len + bind_len, rec };
 	int rc;
 
 	memcpy(rec, &h, sizeof h);
 	memcpy(rec + sizeof h, owner, owner_len);
+	memcpy(rec + sizeof h + owner_len, bind, bind_len);
 	if ((rc = mdb_put(txn, st->claimed, (MDB_val *)&ik->val, &v, 0)) != 0)
 		return rc;
 	return expiry_put(st, txn, now + CLAIM_RECORD_TTL_MS, EXPIRY_CLAIM,
 	    ik->data, ik->val.mv_size);
 }
 
-/* Fill owner and claimed_at from the claim record, if one exists. */
+/* Fill owner, claimed_at and bound_to from the claim record, if one
+ * exists. */
 static int
 claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
     struct queue_result *res)
@@ -233,14 +266,61 @@ claim_record_get(struct store *st, MDB_txn *txn, const struct item_key *ik,
 
 	if (rc != 0)
 		return rc;
-	if (tail.mv_size != h.owner_len || h.owner_len > CLAIMANT_MAX)
+	if (tail.mv_size != (size_t)h.owner_len + h.bind_len ||
+	    h.owner_len > CLAIMANT_MAX || h.bind_len > BIND_MAX)
 		return MDB_CORRUPTED;
 	memcpy(res->owner, tail.mv_data, h.owner_len);
 	res->owner[h.owner_len] = '\0';
 	res->has_owner = true;
+	memcpy(res->bound_to, (char *)tail.mv_data + h.owner_len, h.bind_len);
+	res->bound_to[h.bind_len] = '\0';
 	res->claimed_at = h.claimed_at;
 	res->attempts = h.attempts;
 	return 0;
+}
+
+/* --- claims_per_minute: a ring of 60 minute counts in the stats --- */
+
+/* Whether the ring still holds the count of minute `minute`. */
+static bool
+claim_rate_fresh(const struct queue_stats *qs, int64_t minute)
+{
+	return minute >= 0 && minute <= qs->rate_minute &&
+	    minute > qs->rate_minute - CLAIM_RATE_MINUTES;
+}
+
+/* Count a winning claim or pop at now: the slots of the minutes since
+ * the last count are stale, so they are zeroed first (at most 60). */
+static void
+claim_rate_count(struct queue_stats *qs, int64_t now)
+{
+	int64_t minute = now / MINUTE_MS;
+
+	if (minute > qs->rate_minute) {
+		int64_t from = qs->rate_minute + 1;
+
+		if (minute - from >= CLAIM_RATE_MINUTES)
+			from = minute - CLAIM_RATE_MINUTES + 1;
+		for (int64_t m = from; m <= minute; m++)
+			qs->rate[m % CLAIM_RATE_MINUTES] = 0;
+		qs->rate_minute = minute;
+	}
+	if (claim_rate_fresh(qs, minute))	/* not a clock that went back an hour */
+		qs->rate[minute % CLAIM_RATE_MINUTES]++;
+}
+
+/* The last 60 minutes' counts at now, oldest first, stale slots as 0. */
+static void
+claim_rate_read(const struct queue_stats *qs, int64_t now,
+    uint32_t out[static CLAIM_RATE_MINUTES])
+{
+	int64_t minute = now / MINUTE_MS;
+
+	for (int i = 0; i < CLAIM_RATE_MINUTES; i++) {
+		int64_t m = minute - (CLAIM_RATE_MINUTES - 1) + i;
+
+		out[i] = claim_rate_fresh(qs, m) ? qs->rate[m % CLAIM_RATE_MINUTES] : 0;
+	}
 }
 
 /*----------------------------------------------------------------------------
@@ -283,6 +363,18 @@ lease_history(struct store *st, MDB_txn *txn, const char *queue,
 	    it->claimant, it->h.claimant_len, it->h.token, op);
 }
 
+/* A lease that just ended (lease_end) left the item dead: its "dead"
+ * event, at the lease's end, by op (NULL: the lease ran out). */
+static int
+died_history(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, const struct item *it, const struct queue_op *op)
+{
+	if (it->h.state != ITEM_DEAD)
+		return 0;
+	return item_history(st, txn, queue, ik, HISTORY_DEAD, it->h.dead_at,
+	    it->h.attempts, "", 0, NULL, op);
+}
+
 /*----------------------------------------------------------------------------
  * State changes: an item moves between ready, leased and consumed, with
  * its index entries and the queue's counters
@@ -295,46 +387,103 @@ result_from_item(struct queue_result *res, const struct item *it)
 	res->attempts = it->h.attempts;
 	res->enqueued_at = it->h.enqueued_at;
 	res->ready_at = it->h.ready_at;
+	res->follow_up = (it->h.flags & ITEM_FOLLOW_UP) != 0;
+	memcpy(res->bound_to, it->bind, it->h.bind_len);
+	res->bound_to[it->h.bind_len] = '\0';
 	if (it->h.state == ITEM_LEASED) {
 		res->lease_expires_at = it->h.lease_until;
 		memcpy(res->owner, it->claimant, it->h.claimant_len);
 		res->owner[it->h.claimant_len] = '\0';
 		res->has_owner = true;
 	}
+	if (it->h.state == ITEM_DEAD)
+		res->dead_at = it->h.dead_at;
 }
 
-/* A leased item becomes ready at ready_at. A released item forgets its
- * holder; an expired one keeps token and claimant until the next claim
- * replaces them, so a late ack or release is told "lease_expired". The
- * item is re-read so *it describes the new record. */
+/* Make the (leased or dead) item n ready at ready_at, with its entry in
+ * the ready index, and write it. */
 static int
-lease_to_ready(struct store *st, MDB_txn *txn, const char *queue,
-    const struct item_key *ik, struct item *it, int64_t ready_at,
-    bool keep_holder, struct queue_stats *qs)
+item_to_ready(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *n, int64_t ready_at)
 {
 	const char *key = ik->data + strlen(queue) + 1;
-	struct item_hdr h = it->h;
 	int rc;
 
-	if ((rc = index_del(txn, st->leases, queue, h.lease_until, h.seq)) != 0)
+	n->h.state = ITEM_READY;
+	n->h.ready_at = ready_at;
+	n->h.lease_until = 0;
+	n->h.dead_at = 0;
+	if ((rc = index_put(txn, st->ready, queue, ready_at, n->h.seq, key)) != 0)
 		return rc;
-	h.state = ITEM_READY;
-	h.ready_at = ready_at;
-	h.lease_until = 0;
-	if (!keep_holder) {
-		h.claimant_len = 0;
-		memset(h.token, 0, sizeof h.token);
-	}
-	if ((rc = index_put(txn, st->ready, queue, h.ready_at, h.seq, key)) != 0 ||
-	    (rc = item_put(st, txn, ik, &h, it->claimant, it->payload)) != 0 ||
-	    (rc = item_get(st, txn, ik, it)) != 0)
-		return rc;
-	qs->leased--;
-	qs->ready++;
-	return 0;
+	return item_put(st, txn, ik, n);
 }
 
-/* A lease ran out: the item is ready again from the moment it expired. */
+/*
+ * A lease ends at ended_at: acked (only when a follow-up waits: an ack
+ * without one consumes the item, op_ack), released to be ready at
+ * ready_at, or run out (both times are then its end). In that order of
+ * precedence:
+ *   - a follow-up waits: the item is ready again with the follow-up's
+ *     payload, at ready_at or the follow-up's own time if later, its
+ *     attempts starting again from 0 (a new run of new data: the
+ *     follow-up wins over max_attempts);
+ *   - a release or expiry of the item's max_attempts-th lease: dead;
+ *   - else ready at ready_at.
+ * A lease that ends without an ack also ends its bound pop's binding: the
+ * item goes back to the pool for anyone. An expired lease keeps token and
+ * claimant until the next claim replaces them, so a late ack or release
+ * is told "lease_expired"; an ack or release forgets them. The item is
+ * re-read so *it describes the new record.
+ */
+static int
+lease_end(struct store *st, MDB_txn *txn, const char *queue,
+    const struct item_key *ik, struct item *it, enum lease_ending how,
+    int64_t ended_at, int64_t ready_at, struct queue_stats *qs)
+{
+	const char *key = ik->data + strlen(queue) + 1;
+	uint32_t max = qs->config.max_attempts;
+	struct item n = *it;
+	int rc;
+
+	if ((rc = index_del(txn, st->leases, queue, it->h.lease_until, it->h.seq)) != 0)
+		return rc;
+	if (how != END_ACK && it->h.bind_len > 0 &&
+	    (rc = binding_drop(st, txn, queue, it->bind, it->h.bind_len, key,
+	    it->h.token)) != 0)
+		return rc;
+	n.h.bind_len = 0;
+	if (how != END_EXPIRY) {
+		n.h.claimant_len = 0;
+		memset(n.h.token, 0, sizeof n.h.token);
+	}
+	qs->leased--;
+	if (it->h.flags & ITEM_FOLLOW_UP) {
+		n.h.flags &= (uint8_t)~ITEM_FOLLOW_UP;
+		n.h.attempts = 0;
+		n.payload = it->follow;
+		n.h.payload_len = it->h.follow_len;
+		n.h.follow_len = 0;
+		if (it->h.follow_ready_at > ready_at)
+			ready_at = it->h.follow_ready_at;
+		n.h.follow_ready_at = 0;
+		rc = item_to_ready(st, txn, queue, ik, &n, ready_at);
+		qs->ready++;
+	} else if (max > 0 && it->h.attempts >= max) {
+		n.h.state = ITEM_DEAD;
+		n.h.dead_at = ended_at;
+		n.h.lease_until = 0;
+		if ((rc = dead_index_put(st, txn, ik)) == 0)
+			rc = item_put(st, txn, ik, &n);
+		qs->dead++;
+		qs->died++;
+	} else {
+		rc = item_to_ready(st, txn, queue, ik, &n, ready_at);
+		qs->ready++;
+	}
+	return rc ? rc : item_get(st, txn, ik, it);
+}
+
+/* A lease ran out: the item is ready (or dead) from the moment it expired. */
 static int
 lease_expire(struct store *st, MDB_txn *txn, const char *queue,
     const struct item_key *ik, struct item *it, struct queue_stats *qs)
@@ -343,10 +492,38 @@ lease_expire(struct store *st, MDB_txn *txn, const char *queue,
 	    it->h.lease_until, NULL);
 
 	if (rc == 0)
-		rc = lease_to_ready(st, txn, queue, ik, it, it->h.lease_until, true, qs);
+		rc = lease_end(st, txn, queue, ik, it, END_EXPIRY, it->h.lease_until,
+		    it->h.lease_until, qs);
+	if (rc == 0)
+		rc = died_history(st, txn, queue, ik, it, NULL);
 	if (rc == 0)
 		qs->expired++;
 	return rc;
+}
+
+/* What lease_end makes of an item whose lease ran out, as the read-only
+ * views (status, the item listing) show it before it is turned back:
+ * ready from the lease's end (for a follow-up, attempts 0 and its own
+ * time if later), or dead at max attempts; no holder, no binding. */
+static struct item_hdr
+lease_ended_view(struct item_hdr h, uint32_t max)
+{
+	bool follow = h.flags & ITEM_FOLLOW_UP;
+	int64_t end = h.lease_until;
+
+	h.flags = 0;
+	h.bind_len = 0;
+	h.lease_until = 0;
+	if (!follow && max > 0 && h.attempts >= max) {
+		h.state = ITEM_DEAD;
+		h.dead_at = end;
+		return h;
+	}
+	h.state = ITEM_READY;
+	h.ready_at = follow && h.follow_ready_at > end ? h.follow_ready_at : end;
+	if (follow)
+		h.attempts = 0;
+	return h;
 }
 
 /* Load an item, turning an expired lease back into a ready item first so
@@ -444,6 +621,33 @@ ready_first(struct store *st, MDB_txn *txn, const char *queue,
  * first write (store.h, store_apply_fn).
  *--------------------------------------------------------------------------*/
 
+/* An enqueue of an item leased right now: a follow-up run. The first one
+ * of the lease is "enqueued"; later ones only replace its payload (and
+ * time), so however many arrive, exactly one more run follows. */
+static int
+enqueue_follow_up(struct store *st, MDB_txn *txn, struct queue_op *op,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	struct queue_result *res = &op->res;
+	struct item n = *it;
+	int rc;
+
+	result_from_item(res, it);	/* before the write moves what it points to */
+	res->ok = !(it->h.flags & ITEM_FOLLOW_UP);
+	res->follow_up = true;
+	n.h.flags |= ITEM_FOLLOW_UP;
+	n.h.follow_ready_at = op->now + op->delay_ms;
+	n.follow = op->payload ? op->payload : "";
+	n.h.follow_len = (uint32_t)op->payload_len;
+	res->ready_at = n.h.follow_ready_at;
+	if ((rc = lease_history(st, txn, op->queue, ik, it, HISTORY_FOLLOW_UP,
+	    op->now, op)) != 0 || (rc = item_put(st, txn, ik, &n)) != 0)
+		return rc;
+	if (res->ok)
+		qs->enqueued++;
+	return 0;
+}
+
 static int
 op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
     struct queue_stats *qs)
@@ -451,25 +655,28 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	struct queue_result *res = &op->res;
 	struct item_key ik;
 	struct item it;
-	struct item_hdr h = { 0 };
+	struct item n = { .claimant = "", .follow = "", .bind = "" };
 	int rc;
 
 	item_key_make(&ik, op->queue, op->key);
 	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
-	if (rc == 0) {			/* queued already: at most once at a time */
+	if (rc == 0 && it.h.state == ITEM_LEASED)
+		return enqueue_follow_up(st, txn, op, &ik, &it, qs);
+	if (rc == 0) {			/* ready or dead: at most once at a time */
 		res->ok = false;
 		result_from_item(res, &it);
 		return 0;
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	h.state = ITEM_READY;
-	h.seq = qs->next_seq++;
-	h.enqueued_at = op->now;
-	h.ready_at = op->now + op->delay_ms;
-	h.payload_len = (uint32_t)op->payload_len;
-	if ((rc = item_put(st, txn, &ik, &h, "", op->payload ? op->payload : "")) != 0 ||
-	    (rc = index_put(txn, st->ready, op->queue, h.ready_at, h.seq, op->key)) != 0 ||
+	n.h.state = ITEM_READY;
+	n.h.seq = qs->next_seq++;
+	n.h.enqueued_at = op->now;
+	n.h.ready_at = op->now + op->delay_ms;
+	n.h.payload_len = (uint32_t)op->payload_len;
+	n.payload = op->payload ? op->payload : "";
+	if ((rc = item_put(st, txn, &ik, &n)) != 0 ||
+	    (rc = index_put(txn, st->ready, op->queue, n.h.ready_at, n.h.seq, op->key)) != 0 ||
 	    (rc = item_history(st, txn, op->queue, &ik, HISTORY_ENQUEUED, op->now,
 	    0, "", 0, NULL, op)) != 0)
 		return rc;
@@ -481,12 +688,13 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	qs->enqueued++;
 	res->ok = true;
 	res->state = ITEM_READY;
-	res->enqueued_at = h.enqueued_at;
-	res->ready_at = h.ready_at;
+	res->enqueued_at = n.h.enqueued_at;
+	res->ready_at = n.h.ready_at;
 	return 0;
 }
 
-/* Why a claim by key cannot win: leased by someone, consumed, delayed. */
+/* Why a claim by key cannot win: leased by someone, consumed, delayed,
+ * dead. */
 static int
 claim_refusal(struct store *st, MDB_txn *txn, const struct item_key *ik,
     int rc, const struct item *it, struct queue_op *op)
@@ -505,58 +713,136 @@ claim_refusal(struct store *st, MDB_txn *txn, const struct item_key *ik,
 		return rc;
 	}
 	result_from_item(res, it);
-	res->reason = it->h.state == ITEM_LEASED ? REFUSAL_CLAIMED : REFUSAL_NOT_READY;
+	res->reason = it->h.state == ITEM_LEASED ? REFUSAL_CLAIMED :
+	    it->h.state == ITEM_DEAD ? REFUSAL_DEAD : REFUSAL_NOT_READY;
 	return 0;
 }
 
+/* A bound pop's answer as its binding keeps it. */
+static void
+binding_to_result(const struct binding *b, struct queue_result *res)
+{
+	res->ok = true;
+	res->again = true;
+	memcpy(res->key, b->key, b->key_len);
+	res->key[b->key_len] = '\0';
+	memcpy(res->owner, b->owner, b->owner_len);
+	res->owner[b->owner_len] = '\0';
+	res->has_owner = true;
+	memcpy(res->token, b->token, TOKEN_HEX_LEN);
+	res->token[TOKEN_HEX_LEN] = '\0';
+	res->attempts = b->attempts;
+	res->payload.len = 0;
+	buf_append(&res->payload, b->payload, b->payload_len);
+	res->state = ITEM_CLAIMED;
+}
+
+/* Take the ready item: leased for op's lease (or the queue's), else
+ * consumed; a bound pop's bind goes with it. */
 static int
 take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
     const struct item_key *ik, struct item *it, struct queue_stats *qs)
 {
 	struct queue_result *res = &op->res;
 	const char *key = ik->data + strlen(op->queue) + 1;
-	size_t clen = strlen(op->claimant);
-	struct item_hdr h = it->h;
+	size_t clen = strlen(op->claimant), blen = op->bind ? strlen(op->bind) : 0;
+	int64_t lease_ms = op->lease_ms ? op->lease_ms : qs->config.lease_ms;
+	struct item n = *it;
+	struct binding b;
 	unsigned char raw[TOKEN_HEX_LEN / 2];
 	int rc;
 
-	if ((rc = index_del(txn, st->ready, op->queue, h.ready_at, h.seq)) != 0)
+	if ((rc = index_del(txn, st->ready, op->queue, it->h.ready_at, it->h.seq)) != 0)
 		return rc;
 	random_bytes(raw, sizeof raw);
 	hex_encode(raw, sizeof raw, res->token);
-	h.attempts++;
-	buf_append(&res->payload, it->payload, h.payload_len);
-	if (op->lease_ms > 0) {
-		h.state = ITEM_LEASED;
-		h.lease_until = op->now + op->lease_ms;
-		h.claimant_len = (uint16_t)clen;
-		memcpy(h.token, res->token, TOKEN_HEX_LEN);
-		if ((rc = index_put(txn, st->leases, op->queue, h.lease_until, h.seq, key)) != 0 ||
-		    (rc = expiry_put(st, txn, h.lease_until, EXPIRY_LEASE, ik->data, ik->val.mv_size)) != 0 ||
-		    (rc = item_put(st, txn, ik, &h, op->claimant, it->payload)) != 0)
+	n.h.attempts++;
+	buf_append(&res->payload, it->payload, it->h.payload_len);
+	if (lease_ms > 0) {
+		n.h.state = ITEM_LEASED;
+		n.h.lease_until = op->now + lease_ms;
+		n.h.claimant_len = (uint16_t)clen;
+		n.claimant = op->claimant;
+		n.h.bind_len = (uint16_t)blen;
+		n.bind = op->bind ? op->bind : "";
+		memcpy(n.h.token, res->token, TOKEN_HEX_LEN);
+		if ((rc = index_put(txn, st->leases, op->queue, n.h.lease_until, n.h.seq, key)) != 0 ||
+		    (rc = expiry_put(st, txn, n.h.lease_until, EXPIRY_LEASE, ik->data, ik->val.mv_size)) != 0 ||
+		    (rc = item_put(st, txn, ik, &n)) != 0)
 			return rc;
 		qs->leased++;
-		res->lease_expires_at = h.lease_until;
+		res->lease_expires_at = n.h.lease_until;
 		res->state = ITEM_LEASED;
 	} else {
 		if ((rc = mdb_del(txn, st->items, (MDB_val *)&ik->val, NULL)) != 0 ||
-		    (rc = claim_record_put(st, txn, ik, op->now, h.attempts, op->claimant, clen)) != 0)
+		    (rc = claim_record_put(st, txn, ik, op->now, n.h.attempts,
+		    op->claimant, clen, op->bind ? op->bind : "", blen)) != 0)
 			return rc;
 		res->state = ITEM_CLAIMED;
 		res->claimed_at = op->now;
 	}
 	if ((rc = item_history(st, txn, op->queue, ik, op->kind == QOP_POP ?
-	    HISTORY_POPPED : HISTORY_CLAIMED, op->now, h.attempts, op->claimant,
+	    HISTORY_POPPED : HISTORY_CLAIMED, op->now, n.h.attempts, op->claimant,
 	    clen, res->token, op)) != 0)
 		return rc;
 	qs->ready--;
 	qs->claimed++;
+	claim_rate_count(qs, op->now);
 	res->ok = true;
-	res->attempts = h.attempts;
-	res->enqueued_at = h.enqueued_at;
+	res->attempts = n.h.attempts;
+	res->enqueued_at = n.h.enqueued_at;
 	snprintf(res->owner, sizeof res->owner, "%s", op->claimant);
 	res->has_owner = true;
 	snprintf(res->key, sizeof res->key, "%s", key);
+	if (op->bind == NULL)
+		return 0;
+	snprintf(res->bound_to, sizeof res->bound_to, "%s", op->bind);
+	b = (struct binding){ .bound_at = op->now,
+	    .expires_at = op->now + (int64_t)qs->config.bind_days * DAY_MS,
+	    .attempts = n.h.attempts, .key = key, .key_len = strlen(key),
+	    .owner = op->claimant, .owner_len = clen,
+	    .payload = res->payload.data ? res->payload.data : "",
+	    .payload_len = res->payload.len };
+	memcpy(b.token, res->token, TOKEN_HEX_LEN);
+	return binding_put(st, txn, op->queue, op->bind, blen, &b);
+}
+
+/* A bound pop whose bind has a live binding answers from it, with the
+ * lease's end while that lease lasts; a lease that ran out unswept ends
+ * its binding first (item_load). *found says whether it answered. */
+static int
+bound_pop_again(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs, bool *found)
+{
+	size_t blen = strlen(op->bind);
+	struct binding b;
+	struct item_key ik;
+	struct item it;
+	char key[ITEM_KEY_MAX + 1];
+	bool have_item;
+	int rc;
+
+	*found = false;
+	if ((rc = binding_get(st, txn, op->queue, op->bind, blen, op->now, &b)) != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	memcpy(key, b.key, b.key_len);
+	key[b.key_len] = '\0';
+	item_key_make(&ik, op->queue, key);
+	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	have_item = rc == 0;
+	if (have_item && (rc = binding_get(st, txn, op->queue, op->bind, blen,
+	    op->now, &b)) != 0)	/* re-read: item_load may have written */
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	*found = true;
+	binding_to_result(&b, &op->res);
+	snprintf(op->res.bound_to, sizeof op->res.bound_to, "%s", op->bind);
+	if (have_item && it.h.state == ITEM_LEASED &&
+	    memcmp(it.h.token, b.token, TOKEN_HEX_LEN) == 0) {
+		op->res.state = ITEM_LEASED;
+		op->res.lease_expires_at = it.h.lease_until;
+	}
 	return 0;
 }
 
@@ -567,10 +853,14 @@ op_claim(struct store *st, MDB_txn *txn, struct queue_op *op,
 	struct item_key ik;
 	struct item it;
 	char key[ITEM_KEY_MAX + 1];
+	bool again;
 	int rc;
 
 	if ((rc = leases_expire_due(st, txn, op->queue, qs, op->now,
 	    LEASE_EXPIRY_BATCH)) != 0)
+		return rc;
+	if (op->bind != NULL &&
+	    ((rc = bound_pop_again(st, txn, op, qs, &again)) != 0 || again))
 		return rc;
 	if (op->kind == QOP_POP) {
 		int64_t ready_at;
@@ -638,6 +928,8 @@ lease_check(struct store *st, MDB_txn *txn, struct queue_op *op,
 	return 0;
 }
 
+/* An ack consumes the item, unless a follow-up waits: then it is ready
+ * again for that run, and the answer says "follow_up". */
 static int
 op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
     struct queue_stats *qs)
@@ -650,14 +942,22 @@ op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
 	item_key_make(&ik, op->queue, op->key);
 	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
 		return rc;
-	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_ACKED, op->now, op)) != 0 ||
-	    (rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
-	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant, it.h.claimant_len)) != 0 ||
+	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_ACKED, op->now, op)) != 0)
+		return rc;
+	qs->acked++;
+	op->res.ok = true;
+	if (it.h.flags & ITEM_FOLLOW_UP) {
+		op->res.follow_up = true;
+		op->res.state = ITEM_READY;
+		return lease_end(st, txn, op->queue, &ik, &it, END_ACK, op->now,
+		    op->now, qs);
+	}
+	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
+	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant,
+	    it.h.claimant_len, it.bind, it.h.bind_len)) != 0 ||
 	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
 		return rc;
 	qs->leased--;
-	qs->acked++;
-	op->res.ok = true;
 	op->res.state = ITEM_CLAIMED;
 	return 0;
 }
@@ -675,12 +975,13 @@ op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
 	if ((rc = lease_check(st, txn, op, &ik, &it, qs, &held)) != 0 || !held)
 		return rc;
 	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_RELEASED, op->now, op)) != 0 ||
-	    (rc = lease_to_ready(st, txn, op->queue, &ik, &it,
-	    op->now + op->delay_ms, false, qs)) != 0)
+	    (rc = lease_end(st, txn, op->queue, &ik, &it, END_RELEASE, op->now,
+	    op->now + op->delay_ms, qs)) != 0 ||
+	    (rc = died_history(st, txn, op->queue, &ik, &it, op)) != 0)
 		return rc;
 	qs->released++;
 	op->res.ok = true;
-	op->res.state = ITEM_READY;
+	op->res.state = (enum item_state)it.h.state;
 	op->res.ready_at = it.h.ready_at;
 	op->res.attempts = it.h.attempts;
 	return 0;
@@ -713,6 +1014,9 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 	if (it.h.state == ITEM_LEASED) {
 		rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq);
 		qs->leased--;
+	} else if (it.h.state == ITEM_DEAD) {
+		rc = dead_index_del(st, txn, &ik);
+		qs->dead--;
 	} else {
 		rc = index_del(txn, st->ready, op->queue, it.h.ready_at, it.h.seq);
 		qs->ready--;
@@ -725,9 +1029,11 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 	return 0;
 }
 
-/* Read-only: an expired lease is reported as ready, as it will be. */
+/* Read-only: an expired lease is reported as what its end will make of
+ * it (lease_end): ready, or dead at the limit. */
 static int
-op_status(struct store *st, MDB_txn *txn, struct queue_op *op)
+op_status(struct store *st, MDB_txn *txn, struct queue_op *op,
+    const struct queue_stats *qs)
 {
 	struct queue_result *res = &op->res;
 	struct item_key ik;
@@ -738,10 +1044,8 @@ op_status(struct store *st, MDB_txn *txn, struct queue_op *op)
 	rc = item_get(st, txn, &ik, &it);
 	if (rc == 0) {
 		res->ok = true;
-		if (it.h.state == ITEM_LEASED && it.h.lease_until <= op->now) {
-			it.h.state = ITEM_READY;
-			it.h.ready_at = it.h.lease_until;
-		}
+		if (it.h.state == ITEM_LEASED && it.h.lease_until <= op->now)
+			it.h = lease_ended_view(it.h, qs->config.max_attempts);
 		result_from_item(res, &it);
 		return 0;
 	}
@@ -763,10 +1067,122 @@ op_stats(struct store *st, MDB_txn *txn, struct queue_op *op,
 
 	op->res.ok = true;
 	op->res.stats = *qs;
+	claim_rate_read(qs, op->now, op->res.claims_per_minute);
 	rc = ready_first(st, txn, op->queue, &ready_at, key);
 	if (rc == 0 && ready_at <= op->now)
 		op->res.oldest_ready_at = ready_at;
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A dead item is ready again now, with its attempts starting from 0. */
+static int
+redrive_item(struct store *st, MDB_txn *txn, const struct queue_op *op,
+    const struct item_key *ik, struct item *it, struct queue_stats *qs)
+{
+	struct item n = *it;
+	int rc;
+
+	n.h.attempts = 0;
+	n.h.claimant_len = 0;
+	memset(n.h.token, 0, sizeof n.h.token);
+	if ((rc = item_history(st, txn, op->queue, ik, HISTORY_REDRIVEN, op->now,
+	    it->h.attempts, "", 0, NULL, op)) != 0 ||
+	    (rc = dead_index_del(st, txn, ik)) != 0 ||
+	    (rc = item_to_ready(st, txn, op->queue, ik, &n, op->now)) != 0)
+		return rc;
+	qs->dead--;
+	qs->ready++;
+	qs->redriven++;
+	return 0;
+}
+
+/* The first dead item of the queue (key order), or MDB_NOTFOUND. */
+static int
+dead_first(struct store *st, MDB_txn *txn, const char *queue,
+    struct item_key *ik)
+{
+	size_t qlen = strlen(queue);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	store_key_make(ik, queue, "", 0);	/* "queue/": before its entries */
+	k = ik->val;
+	if ((rc = mdb_cursor_open(txn, st->dead, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && (k.mv_size <= qlen + 1 || k.mv_size > sizeof ik->data - 1 ||
+	    memcmp(k.mv_data, ik->data, qlen + 1) != 0))
+		rc = MDB_NOTFOUND;
+	if (rc == 0) {
+		memcpy(ik->data, k.mv_data, k.mv_size);
+		ik->data[k.mv_size] = '\0';
+		ik->val.mv_size = k.mv_size;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Redrive the item key, or (redrive_all) up to REDRIVE_BATCH dead items
+ * in key order, saying how many remain. */
+static int
+op_redrive(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	struct queue_result *res = &op->res;
+	struct item_key ik;
+	struct item it;
+	int rc;
+
+	res->ok = true;
+	if (!op->redrive_all) {
+		item_key_make(&ik, op->queue, op->key);
+		rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		if (rc == MDB_NOTFOUND || it.h.state != ITEM_DEAD) {
+			res->ok = false;
+			res->reason = rc == MDB_NOTFOUND ? REFUSAL_NOT_QUEUED : REFUSAL_NOT_DEAD;
+			return 0;
+		}
+		res->redriven = 1;
+		return redrive_item(st, txn, op, &ik, &it, qs);
+	}
+	/* Leases that ran out (some dying now) first, as a claim does. */
+	if ((rc = leases_expire_due(st, txn, op->queue, qs, op->now,
+	    LEASE_EXPIRY_BATCH)) != 0)
+		return rc;
+	while (res->redriven < REDRIVE_BATCH &&
+	    (rc = dead_first(st, txn, op->queue, &ik)) == 0) {
+		if ((rc = item_get(st, txn, &ik, &it)) != 0 ||
+		    (rc = redrive_item(st, txn, op, &ik, &it, qs)) != 0)
+			return rc;
+		res->redriven++;
+	}
+	res->remaining = qs->dead;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* What counts towards the tenant's quota: every item kept. */
+static int64_t
+items_counted(const struct queue_stats *qs)
+{
+	return (int64_t)(qs->ready + qs->leased + qs->dead);
+}
+
+/* Read the settings, or change those sent. */
+static int
+op_config(struct queue_op *op, struct queue_stats *qs)
+{
+	if (op->set_lease)
+		qs->config.lease_ms = op->config.lease_ms;
+	if (op->set_max_attempts)
+		qs->config.max_attempts = op->config.max_attempts;
+	if (op->set_bind_days)
+		qs->config.bind_days = op->config.bind_days;
+	op->res.ok = true;
+	op->res.stats = *qs;
+	return 0;
 }
 
 static int
@@ -780,8 +1196,10 @@ queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
 	case QOP_ACK:     return op_ack(st, txn, op, qs);
 	case QOP_RELEASE: return op_release(st, txn, op, qs);
 	case QOP_REMOVE:  return op_remove(st, txn, op, qs);
-	case QOP_STATUS:  return op_status(st, txn, op);
+	case QOP_STATUS:  return op_status(st, txn, op, qs);
 	case QOP_STATS:   return op_stats(st, txn, op, qs);
+	case QOP_REDRIVE: return op_redrive(st, txn, op, qs);
+	case QOP_CONFIG:  return op_config(op, qs);
 	}
 	fatal("unknown queue op %d", (int)op->kind);
 }
@@ -792,14 +1210,16 @@ queue_dispatch(struct store *st, MDB_txn *txn, struct queue_op *op,
 
 /* An enqueue of a new item into a nearly full map (507 Storage Full),
  * or past its tenant's quota (507 Quota Exceeded), is refused before
- * anything is written; an item queued already is answered as usual, so
- * a full store still says "queued already". */
+ * anything is written, as is a follow-up's payload while the map is
+ * nearly full; an item queued already is answered as usual, so a full
+ * store still says "queued already". */
 static enum casq_err
 enqueue_refused(struct store *st, MDB_txn *txn, const struct queue_op *op)
 {
 	struct item_key ik;
 	struct item it;
 	bool low;
+	int rc;
 
 	if (op->kind != QOP_ENQUEUE)
 		return E_OK;
@@ -807,12 +1227,42 @@ enqueue_refused(struct store *st, MDB_txn *txn, const struct queue_op *op)
 	if (!low && op->max_items == 0)
 		return E_OK;
 	item_key_make(&ik, op->queue, op->key);
-	if (item_get(st, txn, &ik, &it) != MDB_NOTFOUND)
-		return E_OK;
+	if ((rc = item_get(st, txn, &ik, &it)) != MDB_NOTFOUND)
+		return low && rc == 0 && it.h.state == ITEM_LEASED &&
+		    it.h.lease_until > op->now ? E_SPACE_REFUSED : E_OK;
 	if (low)
 		return E_SPACE_REFUSED;
 	return tenant_quota_full(st, txn, op->queue, op->max_items) ?
 	    E_QUOTA_EXCEEDED : E_OK;
+}
+
+/* A queue that does not exist: created by an enqueue, or by settings
+ * (an admin configures a queue before its first lead arrives), which is
+ * refused as a new item would be; any other op says "no_such_queue" (or
+ * 404) and creates nothing: a misspelled queue name must not look like an
+ * empty queue or an absent item. E_OK with qs ready to create, or with
+ * the refusal in the result; or the error to answer. */
+static enum casq_err
+queue_new(struct store *st, MDB_txn *txn, struct queue_op *op,
+    struct queue_stats *qs)
+{
+	if (op->kind == QOP_STATS || (op->kind == QOP_CONFIG && !queue_op_writes(op)))
+		return E_NO_QUEUE;
+	if (op->kind == QOP_CONFIG) {
+		if (store_space_low(st))
+			return E_SPACE_REFUSED;
+		if (tenant_quota_full(st, txn, op->queue, op->max_items))
+			return E_QUOTA_EXCEEDED;
+	} else if (op->kind != QOP_ENQUEUE) {
+		op->res.ok = false;
+		op->res.reason = REFUSAL_NO_SUCH_QUEUE;
+		return E_OK;
+	}
+	memset(qs, 0, sizeof *qs);
+	qs->next_seq = 1;
+	qs->created_at = op->now;
+	qs->config.bind_days = BIND_DAYS_DEFAULT;
+	return E_OK;
 }
 
 enum casq_err
@@ -821,6 +1271,7 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	struct queue_stats qs, before;
 	struct buf payload = op->res.payload;
 	enum casq_err err;
+	bool created = false;
 	int rc;
 
 	/* Start from a clean result: group commit may apply an op twice
@@ -832,19 +1283,10 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 		snprintf(op->res.key, sizeof op->res.key, "%s", op->key);
 	rc = stats_get(st, txn, op->queue, &qs);
 	if (rc == MDB_NOTFOUND) {
-		if (op->kind == QOP_STATS)
-			return E_NO_QUEUE;
-		/* A queue exists from its first enqueue. Other ops on an
-		 * unknown queue create nothing and say so: a misspelled queue
-		 * name must not look like an empty queue or an absent item. */
-		if (op->kind != QOP_ENQUEUE) {
-			op->res.ok = false;
-			op->res.reason = REFUSAL_NO_SUCH_QUEUE;
-			return E_OK;
-		}
-		memset(&qs, 0, sizeof qs);
-		qs.next_seq = 1;
-		qs.created_at = op->now;
+		if ((err = queue_new(st, txn, op, &qs)) != E_OK ||
+		    op->res.reason != REFUSAL_NONE)
+			return err;
+		created = true;
 	} else if (rc != 0) {
 		return store_map_error(rc, "read queue stats");
 	}
@@ -853,11 +1295,11 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	before = qs;
 	if ((rc = queue_dispatch(st, txn, op, &qs)) != 0)
 		return store_map_error(rc, "queue operation");
-	if (memcmp(&qs, &before, sizeof qs) == 0)
+	if (!created && memcmp(&qs, &before, sizeof qs) == 0)
 		return E_OK;
 	if ((rc = stats_put(st, txn, op->queue, &qs)) != 0 ||
-	    (rc = tenant_adjust(st, txn, op->queue, (int64_t)(qs.ready + qs.leased) -
-	    (int64_t)(before.ready + before.leased), 0, 0)) != 0)
+	    (rc = tenant_adjust(st, txn, op->queue, items_counted(&qs) -
+	    items_counted(&before), 0, 0)) != 0)
 		return store_map_error(rc, "write queue stats");
 	return E_OK;
 }
@@ -952,33 +1394,23 @@ queue_walk(struct store *st, MDB_txn *txn, const char *queue,
  * Listing: a queue's items of one state, in key order
  *--------------------------------------------------------------------------*/
 
-/* The state an item is listed in, as status reports it: a lease that ran
- * out is ready from its end. */
-static enum item_state
-listed_state(const struct item_hdr *h, int64_t now, int64_t *ready_at)
-{
-	*ready_at = h->ready_at;
-	if (h->state == ITEM_LEASED && h->lease_until <= now) {
-		*ready_at = h->lease_until;
-		return ITEM_READY;
-	}
-	return (enum item_state)h->state;
-}
-
-/* When a listed item entered its state. Ready: ready_at, when it became
- * (or, delayed, becomes) claimable: its enqueue, release or lease's end.
+/* When a listed item entered its state (h as status shows it). Ready:
+ * ready_at, when it became (or, delayed, becomes) claimable: its enqueue,
+ * release, redrive or lease's end. Dead: dead_at, its last lease's end.
  * Leased: its claim, which the record does not keep (only the lease's
  * end) but its history does; 0 when that event has left the history
  * (--history-days shorter than the lease). */
 static int64_t
 item_since(struct store *st, MDB_txn *txn, const char *queue, const char *key,
-    enum item_state state, int64_t ready_at)
+    const struct item_hdr *h)
 {
 	static const enum history_kind claims[] = { HISTORY_CLAIMED, HISTORY_POPPED };
 	int64_t at = 0;
 
-	if (state == ITEM_READY)
-		return ready_at;
+	if (h->state == ITEM_READY)
+		return h->ready_at;
+	if (h->state == ITEM_DEAD)
+		return h->dead_at;
 	history_last_of(st, txn, queue, key, claims, 2, &at);
 	return at;
 }
@@ -986,26 +1418,25 @@ item_since(struct store *st, MDB_txn *txn, const char *queue, const char *key,
 /* One item of the walk: fn when it is in state. */
 static int
 items_visit(struct store *st, MDB_txn *txn, const char *queue, const MDB_val *k,
-    const MDB_val *v, enum item_state state, int64_t now, queue_item_visit_fn fn,
-    void *ctx, bool *listed)
+    const MDB_val *v, enum item_state state, int64_t now, uint32_t max,
+    queue_item_visit_fn fn, void *ctx, bool *listed)
 {
 	size_t qlen = strlen(queue);
 	char key[ITEM_KEY_MAX + 1];
 	struct item_hdr h;
-	enum item_state s;
-	int64_t ready_at;
 
 	if (v->mv_size < sizeof h || k->mv_size - qlen - 1 > ITEM_KEY_MAX)
 		return MDB_CORRUPTED;
 	memcpy(&h, v->mv_data, sizeof h);
-	s = listed_state(&h, now, &ready_at);
-	*listed = s == state;
+	if (h.state == ITEM_LEASED && h.lease_until <= now)
+		h = lease_ended_view(h, max);	/* as status shows it */
+	*listed = h.state == state;
 	if (!*listed || fn == NULL)
 		return 0;
 	memcpy(key, (const char *)k->mv_data + qlen + 1, k->mv_size - qlen - 1);
 	key[k->mv_size - qlen - 1] = '\0';
 	fn(ctx, key, k->mv_size - qlen - 1, h.attempts,
-	    item_since(st, txn, queue, key, s, ready_at));
+	    item_since(st, txn, queue, key, &h));
 	return 0;
 }
 
@@ -1015,7 +1446,8 @@ items_visit(struct store *st, MDB_txn *txn, const char *queue, const MDB_val *k,
 static int
 items_walk(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *queue,
     enum item_state state, const char *after, size_t limit, int64_t now,
-    queue_item_visit_fn fn, void *ctx, char next[static ITEM_KEY_MAX + 1])
+    uint32_t max, queue_item_visit_fn fn, void *ctx,
+    char next[static ITEM_KEY_MAX + 1])
 {
 	size_t qlen = strlen(queue), n = 0, scanned = 0;
 	struct item_key start;
@@ -1038,10 +1470,10 @@ items_walk(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *queue,
 		if (n == limit) {
 			/* one more might be listed: the next page shows */
 			if ((rc = items_visit(st, txn, queue, &k, &v, state, now,
-			    NULL, NULL, &listed)) != 0 || listed)
+			    max, NULL, NULL, &listed)) != 0 || listed)
 				return rc;
 		} else if ((rc = items_visit(st, txn, queue, &k, &v, state, now,
-		    fn, ctx, &listed)) != 0) {
+		    max, fn, ctx, &listed)) != 0) {
 			return rc;
 		} else if (listed) {
 			n++;
@@ -1067,7 +1499,8 @@ queue_items(struct store *st, MDB_txn *txn, const char *queue,
 		return E_NO_QUEUE;
 	if (rc != 0 || (rc = mdb_cursor_open(txn, st->items, &cur)) != 0)
 		return store_map_error(rc, "list items: open");
-	rc = items_walk(st, txn, cur, queue, state, after, limit, now, fn, ctx, next);
+	rc = items_walk(st, txn, cur, queue, state, after, limit, now,
+	    qs.config.max_attempts, fn, ctx, next);
 	mdb_cursor_close(cur);
 	return store_map_error(rc, "list items");
 }

@@ -1,17 +1,19 @@
 /*
  * store_upgrade.c - the steps from an older schema, at open, in the
- * open's transaction (store.c runs them in order).
- *
- * Schema 2 to 3: item history, a database of its own that store.c
- * creates at open: nothing stored before has a history, so nothing moves.
- *
- * Schema 1 to 2:
- * every key of every family gets the tenant "default:" in front (the
- * expiry index's references too), and tenant "default" is given the usage
- * its data adds up to. One transaction: a crash or a full map leaves the
- * database as it was, at schema 1. Needs room for a second copy of the
- * keys while it runs (LMDB copies what it changes); if the map is too
- * small, casqd says so and a larger --map-size lets it finish.
+ * open's transaction (store.c runs them in order):
+ *   1 to 2: every key of every family gets the tenant "default:" in front
+ *     (the expiry index's references too), and tenant "default" is given
+ *     the usage its data adds up to;
+ *   2 to 3: every queue's stats record gains the dead count, the settings
+ *     (defaults: no lease, unlimited attempts, 365 bind days) and the
+ *     claims-per-minute ring; every item record the follow-up, dead and
+ *     bind fields; every claim record its bind length (0). Item history
+ *     and bindings are databases of their own that store.c creates at
+ *     open: nothing stored before has either, so nothing else moves.
+ * One transaction: a crash or a full map leaves the database as it was.
+ * Needs room for a second copy of what it rewrites while it runs (LMDB
+ * copies what it changes); if the map is too small, casqd says so and a
+ * larger --map-size lets it finish.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,26 @@
 /* Entries moved per pass; bounds the copy held in memory, not the
  * transaction (which holds them all). */
 #define UPGRADE_BATCH_BYTES	(8u << 20)
+
+/* Schema 2's records, as they are converted. */
+struct queue_stats_v2 {
+	uint64_t ready, leased, next_seq;
+	uint64_t enqueued, claimed, acked, released, removed, expired;
+	int64_t  created_at;
+};
+struct item_hdr_v2 {
+	uint8_t  state;
+	uint8_t  pad;
+	uint16_t claimant_len;
+	uint32_t attempts;
+	uint64_t seq;
+	int64_t  enqueued_at, ready_at, lease_until;
+	uint32_t payload_len;
+	char     token[TOKEN_HEX_LEN];
+};
+_Static_assert(sizeof(struct queue_stats_v2) == 80, "schema 2 queue stats");
+_Static_assert(sizeof(struct item_hdr_v2) == 80, "schema 2 item header");
+#define CLAIM_HDR_V2	14	/* claimed_at, attempts, owner_len; then padding */
 
 /* Where in a key the tenant goes: after "<16 hex>/<kind>/" in the expiry
  * index, at the start everywhere else. */
@@ -145,7 +167,7 @@ default_usage(struct store *st, MDB_txn *txn, struct tenant_usage *u,
 		return rc;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct queue_stats qs;
+		struct queue_stats_v2 qs;	/* upgraded to 3 after this */
 
 		if (v.mv_size != sizeof qs)
 			continue;
@@ -211,9 +233,132 @@ store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen)
 	return 0;
 }
 
+/* --- schema 2 to 3 --- */
+
+static int
+convert_stats(const MDB_val *old, struct buf *out)
+{
+	struct queue_stats_v2 o;
+	struct queue_stats n = { 0 };
+
+	if (old->mv_size != sizeof o)
+		return MDB_CORRUPTED;
+	memcpy(&o, old->mv_data, sizeof o);
+	n.ready = o.ready;
+	n.leased = o.leased;
+	n.next_seq = o.next_seq;
+	n.enqueued = o.enqueued;
+	n.claimed = o.claimed;
+	n.acked = o.acked;
+	n.released = o.released;
+	n.removed = o.removed;
+	n.expired = o.expired;
+	n.created_at = o.created_at;
+	n.config.bind_days = BIND_DAYS_DEFAULT;
+	buf_append(out, &n, sizeof n);
+	return 0;
+}
+
+static int
+convert_item(const MDB_val *old, struct buf *out)
+{
+	struct item_hdr_v2 o;
+	struct item_hdr n = { 0 };
+
+	if (old->mv_size < sizeof o)
+		return MDB_CORRUPTED;
+	memcpy(&o, old->mv_data, sizeof o);
+	if (old->mv_size != sizeof o + o.claimant_len + o.payload_len)
+		return MDB_CORRUPTED;
+	n.state = o.state;
+	n.claimant_len = o.claimant_len;
+	n.attempts = o.attempts;
+	n.seq = o.seq;
+	n.enqueued_at = o.enqueued_at;
+	n.ready_at = o.ready_at;
+	n.lease_until = o.lease_until;
+	n.payload_len = o.payload_len;
+	memcpy(n.token, o.token, sizeof n.token);
+	buf_append(out, &n, sizeof n);
+	buf_append(out, (const char *)old->mv_data + sizeof o, old->mv_size - sizeof o);
+	return 0;
+}
+
+/* Schema 2's claim record has 2 bytes of padding where the bind's
+ * length now is: written as 0. */
+static int
+convert_claim(const MDB_val *old, struct buf *out)
+{
+	struct claim_hdr n = { 0 };
+	const char *p = old->mv_data;
+
+	if (old->mv_size < sizeof n)
+		return MDB_CORRUPTED;
+	memcpy(&n, p, CLAIM_HDR_V2);
+	n.bind_len = 0;
+	if (old->mv_size != sizeof n + n.owner_len)
+		return MDB_CORRUPTED;
+	buf_append(out, &n, sizeof n);
+	buf_append(out, p + sizeof n, old->mv_size - sizeof n);
+	return 0;
+}
+
+/* Rewrite every value of dbi through convert (keys stay: replacing a
+ * value under a cursor keeps it in place). */
+static int
+convert_db(MDB_txn *txn, MDB_dbi dbi, int (*convert)(const MDB_val *, struct buf *),
+    size_t *count)
+{
+	struct buf nv = { 0 };
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*count = 0;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char kb[512];	/* LMDB keys are at most 511 bytes */
+		MDB_val kc = { k.mv_size, kb };
+
+		/* The key and value point into the page the put rewrites. */
+		memcpy(kb, k.mv_data, k.mv_size);
+		nv.len = 0;
+		if ((rc = convert(&v, &nv)) != 0 ||
+		    (rc = mdb_cursor_put(cur, &kc, &(MDB_val){ nv.len, nv.data }, MDB_CURRENT)) != 0)
+			break;
+		(*count)++;
+	}
+	mdb_cursor_close(cur);
+	buf_free(&nv);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int
 store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen)
 {
-	snprintf(why, whylen, "item history recorded from now on");
+	const struct {
+		const char *name;
+		MDB_dbi     dbi;
+		int       (*convert)(const MDB_val *, struct buf *);
+	} dbs[] = {
+		{ "queues", st->queues, convert_stats },
+		{ "items", st->items, convert_item },
+		{ "claimed", st->claimed, convert_claim },
+	};
+	size_t count[sizeof dbs / sizeof dbs[0]];
+	int rc;
+
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+		if ((rc = convert_db(txn, dbs[i].dbi, dbs[i].convert, &count[i])) != 0) {
+			snprintf(why, whylen, "upgrading the database to schema 3 (%s): %s%s",
+			    dbs[i].name, mdb_strerror(rc), rc == MDB_MAP_FULL ?
+			    "; start once with a larger --map-size" : "");
+			return rc;
+		}
+	snprintf(why, whylen, "item history recorded from now on; records "
+	    "converted: queues %zu, items %zu, claimed %zu", count[0], count[1],
+	    count[2]);
 	return 0;
 }

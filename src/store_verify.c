@@ -7,11 +7,14 @@
  *     calls for ("ready" or "leases") exists and names it back;
  *   - every "ready" and "leases" entry names an item in that state with
  *     that time and sequence number;
- *   - each queue's ready and leased counters equal the items counted, and
- *     its next_seq is above every item's seq;
+ *   - each queue's ready, leased and dead counters equal the items
+ *     counted, and its next_seq is above every item's seq;
+ *   - a dead item has its entry in "dead" and every entry of "dead" names
+ *     a dead item; only a leased item waits for a follow-up run;
+ *   - every binding decodes and belongs to a queue;
  *   - a consumed item has a claim record or an item, never both;
  *   - every record that ends at a known time (a lease, a claim record, a
- *     value with a ttl, a once-window, a stored answer) has its entry in
+ *     binding, a value with a ttl, a once-window, a stored answer) has its entry in
  *     "expiry", so the sweep will find it;
  *   - every history event decodes and names a queue that exists; an
  *     item's events are one unbroken run of seqs, at most
@@ -35,8 +38,9 @@
 #include "store.h"
 
 /* On-disk headers, as docs/storage.md gives them. */
-#define ITEM_HDR_SIZE	80
+#define ITEM_HDR_SIZE	104
 #define CLAIM_HDR_SIZE	16
+#define BINDING_HDR_SIZE	64
 #define KV_HDR_SIZE	32
 #define ONCE_REC_SIZE	24
 #define IDEM_HDR_SIZE	56
@@ -52,7 +56,7 @@
 struct qcount {
 	char               name[QUEUE_NAME_MAX + 1];
 	struct queue_stats stats;
-	uint64_t           ready, leased, max_seq;
+	uint64_t           ready, leased, dead, max_seq;
 };
 
 struct nscount {
@@ -308,7 +312,8 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 	if ((t = tenant_of(v, k)) != NULL)
 		t->items++;
 	if (d->mv_size < ITEM_HDR_SIZE ||
-	    d->mv_size != ITEM_HDR_SIZE + rd16(p + 2) + rd32(p + 40)) {
+	    d->mv_size != ITEM_HDR_SIZE + rd16(p + 2) + rd32(p + 56) + rd32(p + 60) +
+	    rd16(p + 64)) {
 		problem(v, "items: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
 		return;
 	}
@@ -316,6 +321,8 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 	seq = rd64(p + 8);
 	ready_at = (int64_t)rd64(p + 24);
 	lease_until = (int64_t)rd64(p + 32);
+	if ((p[1] & ITEM_FOLLOW_UP) && state != ITEM_LEASED)
+		problem(v, "items: '%s' waits for a follow-up run but is not leased", s);
 	if ((q = queue_find(v, k->mv_data, ql)) == NULL)
 		problem(v, "items: '%s' belongs to a queue without a record", s);
 	else if (seq >= q->stats.next_seq)
@@ -349,9 +356,49 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 			problem(v, "leases: entry %s names another key than '%s'", ik, s);
 		if (!expiry_has(v, lease_until, EXPIRY_LEASE, k->mv_data, k->mv_size))
 			problem(v, "items: the lease of '%s' has no expiry entry", s);
+	} else if (state == ITEM_DEAD) {
+		if (q)
+			q->dead++;
+		if (!lookup(v, v->st->dead, k->mv_data, k->mv_size, NULL))
+			problem(v, "items: dead '%s' has no entry in the dead index", s);
 	} else {
-		problem(v, "items: '%s' has state %u (1 ready, 2 leased)", s, state);
+		problem(v, "items: '%s' has state %u (1 ready, 2 leased, 4 dead)", s, state);
 	}
+}
+
+/* An entry of "dead": queue/key -> "", naming a dead item. */
+static void
+visit_dead(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	char s[201];
+	MDB_val item;
+
+	shown(k->mv_data, k->mv_size, s);
+	if (!lookup(v, v->st->items, k->mv_data, k->mv_size, &item))
+		problem(v, "dead: entry '%s' names an item that does not exist", s);
+	else if (item.mv_size >= ITEM_HDR_SIZE && ((uint8_t *)item.mv_data)[0] != ITEM_DEAD)
+		problem(v, "dead: entry '%s' names an item in state %u", s,
+		    ((uint8_t *)item.mv_data)[0]);
+}
+
+/* A binding: queue/bind -> header, key, owner, payload. */
+static void
+visit_binding(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	const char *p = d->mv_data;
+	char s[201];
+
+	shown(k->mv_data, k->mv_size, s);
+	if (d->mv_size < BINDING_HDR_SIZE ||
+	    d->mv_size != BINDING_HDR_SIZE + rd32(p + 20) + rd16(p + 24) + rd16(p + 26) ||
+	    rd16(p + 24) == 0) {
+		problem(v, "bindings: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
+		return;
+	}
+	if (prefix_len(k) == 0 || queue_find(v, k->mv_data, prefix_len(k)) == NULL)
+		problem(v, "bindings: '%s' belongs to a queue without a record", s);
+	if (!expiry_has(v, (int64_t)rd64(p + 8), EXPIRY_BINDING, k->mv_data, k->mv_size))
+		problem(v, "bindings: '%s' has no expiry entry", s);
 }
 
 /* An entry of "ready" or "leases": queue/<when>/<seq> -> key. */
@@ -402,7 +449,8 @@ visit_claimed(struct verify *v, const MDB_val *k, const MDB_val *d)
 
 	shown(k->mv_data, k->mv_size, s);
 	if (d->mv_size < CLAIM_HDR_SIZE ||
-	    d->mv_size != CLAIM_HDR_SIZE + (size_t)rd16((const char *)d->mv_data + 12)) {
+	    d->mv_size != CLAIM_HDR_SIZE + (size_t)rd16((const char *)d->mv_data + 12) +
+	    rd16((const char *)d->mv_data + 14)) {
 		problem(v, "claimed: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
 		return;
 	}
@@ -425,6 +473,9 @@ check_queue_counts(struct verify *v)
 		if (q->leased != q->stats.leased)
 			problem(v, "queues: '%s' counts %" PRIu64 " leased, the items say %" PRIu64,
 			    q->name, q->stats.leased, q->leased);
+		if (q->dead != q->stats.dead)
+			problem(v, "queues: '%s' counts %" PRIu64 " dead, the items say %" PRIu64,
+			    q->name, q->stats.dead, q->dead);
 	}
 }
 
@@ -666,6 +717,8 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	    walk(&v, st->ready, "ready", visit_ready) &&
 	    walk(&v, st->leases, "leases", visit_lease) &&
 	    walk(&v, st->claimed, "claimed", visit_claimed) &&
+	    walk(&v, st->dead, "dead", visit_dead) &&
+	    walk(&v, st->bindings, "bindings", visit_binding) &&
 	    walk(&v, st->kv, "kv", visit_kv) &&
 	    walk(&v, st->once, "once", visit_once) &&
 	    walk(&v, st->idem, "idem", visit_idem) &&

@@ -37,16 +37,21 @@ write, the first write makes version 1 (the tests never delete):
                        else: not ok, answers the current version
   incr by b         -> value (0 when absent) + b, version + 1; answers both
 
-queue (items by key; each absent, ready, leased under a token, or
-consumed), plus whether the queue exists (its first enqueue creates it):
+queue (items by key; each absent, ready, leased under a token (with or
+without a follow-up run waiting), or consumed), plus whether the queue
+exists (its first enqueue creates it):
   enqueue k         -> absent/consumed: enqueued, k ready
-                       ready/leased: not enqueued, state named in the answer
+                       ready: not enqueued, "ready"
+                       leased: enqueued (the first during the lease) or not
+                       (a follow-up waits already), "follow_up"; k has a
+                       follow-up
   claim k (leased)  -> ready: claimed, k leased under the answer's token
                        leased/consumed: not claimed, "claimed"
                        absent: "not_queued"; no queue yet: "no_such_queue"
   pop (leased)      -> some ready k: claimed k, leased under the token
                        no ready item: "empty"; no queue yet: "no_such_queue"
-  ack k token       -> leased under token: acked, k consumed
+  ack k token       -> leased under token: acked, k consumed (ready with
+                       "follow_up" when a follow-up waited)
                        leased under another: "token_mismatch"
                        otherwise: "not_leased"
   release k token   -> leased under token: released, k ready
@@ -131,8 +136,8 @@ class KvModel:
 
 class QueueModel:
     """Items of one queue: state (created, ((key, state), ...)) where an
-    item's state is "r" (ready), ("l", token) (leased), "c" (consumed);
-    an absent key is not in the tuple."""
+    item's state is "r" (ready), ("l", token, follow_up) (leased), "c"
+    (consumed); an absent key is not in the tuple."""
 
     init = (False, ())
 
@@ -159,11 +164,16 @@ class QueueModel:
                 if ans is None or ans.get("enqueued") is True:
                     return [nxt]
                 return []
+            if cur == "r":
+                if ans is None:
+                    return [(True, items)]
+                return [(True, items)] if (ans.get("enqueued") is False and
+                                           ans.get("state") == "ready") else []
+            nxt = (True, W(items, k, ("l", cur[1], True)))
             if ans is None:
-                return [(True, items)]
-            want = "ready" if cur == "r" else "leased"
-            return [(True, items)] if (ans.get("enqueued") is False and
-                                       ans.get("state") == want) else []
+                return [nxt]
+            return [nxt] if (ans.get("enqueued") is (not cur[2]) and
+                             ans.get("state") == "follow_up") else []
         if kind in ("claim", "pop"):
             if not created:
                 if ans is None:
@@ -175,9 +185,9 @@ class QueueModel:
                 cur = d.get(k)
                 if cur == "r":
                     if ans is None:
-                        return [(True, W(items, k, ("l", None)))]
+                        return [(True, W(items, k, ("l", None, False)))]
                     if ans.get("claimed") is True and ans.get("key") == k and ans.get("token"):
-                        return [(True, W(items, k, ("l", ans["token"])))]
+                        return [(True, W(items, k, ("l", ans["token"], False)))]
                     return []
                 if ans is None:
                     return [state]
@@ -186,11 +196,11 @@ class QueueModel:
                                    ans.get("reason") == want) else []
             # pop
             if ans is None:
-                return [state] + [(True, W(items, k, ("l", None))) for k in ready]
+                return [state] + [(True, W(items, k, ("l", None, False))) for k in ready]
             if ans.get("claimed") is True:
                 k = ans.get("key")
                 if k in ready and ans.get("token"):
-                    return [(True, W(items, k, ("l", ans["token"])))]
+                    return [(True, W(items, k, ("l", ans["token"], False)))]
                 return []
             return [state] if (not ready and ans.get("reason") == "empty") else []
         if kind in ("ack", "release"):
@@ -202,8 +212,12 @@ class QueueModel:
                     return [state]
                 return [state] if ans.get("reason") == "no_such_queue" else []
             if isinstance(cur, tuple) and cur[1] == token:
-                nxt = (True, W(items, k, "c" if kind == "ack" else "r"))
-                if ans is None or ans.get(flag) is True:
+                follow = cur[2]
+                nxt = (True, W(items, k, "c" if kind == "ack" and not follow else "r"))
+                if ans is None:
+                    return [nxt]
+                if ans.get(flag) is True and (kind != "ack" or
+                                              ans.get("follow_up", False) == follow):
                     return [nxt]
                 return []
             if ans is None:

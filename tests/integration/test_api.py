@@ -29,7 +29,8 @@ ST_READY = ST_HEAD + ["enqueued_at", "ready_at"]
 ST_LEASED = ST_HEAD + ["owner", "enqueued_at", "ready_at", "lease_expires_at"]
 ST_CLAIMED = ST_HEAD + ["owner", "claimed_at"]
 STATS = ["queue", "ready", "leased", "oldest_ready_age", "enqueued", "claimed",
-         "acked", "released", "removed", "expired"]
+         "acked", "released", "removed", "expired", "dead", "redriven", "lease",
+         "max_attempts", "bind_days", "claims_per_minute"]
 
 
 def compact(text):
@@ -124,9 +125,14 @@ def main():
         eq(r.get("payload"), {"n": 1}, "claim with lease: payload of the first enqueue (duplicate did not replace it)")
         near(r, "lease_expires_at", t0 + 30, "claim with lease")
 
-        r = s.call("POST", "/v1/queues/api/enqueue", body={"key": "k1"})
-        shape(r, "enqueue duplicate while leased",
-              '{"enqueued":false,"queue":"api","key":"k1","state":"leased","ready_at":"', ENQ)
+        s.call("POST", "/v1/queues/api/enqueue", body={"key": "k9"})
+        s.q("api", "claim", key="k9", claimant="c1", lease=30)
+        r = s.call("POST", "/v1/queues/api/enqueue", body={"key": "k9"})
+        shape(r, "enqueue while leased (a follow-up)",
+              '{"enqueued":true,"queue":"api","key":"k9","state":"follow_up","ready_at":"', ENQ)
+        r = s.call("POST", "/v1/queues/api/enqueue", body={"key": "k9"})
+        shape(r, "enqueue again while leased",
+              '{"enqueued":false,"queue":"api","key":"k9","state":"follow_up","ready_at":"', ENQ)
 
         r = s.q("api", "status", key="k1")
         shape(r, "status leased", '{"queued":true,"queue":"api","key":"k1","state":"leased","attempts":1,"owner":"c1",', ST_LEASED)
@@ -297,9 +303,13 @@ def main():
         r = s.stats("st")
         shape(r, "queue stats", '{"queue":"st","ready":2,"leased":1,"oldest_ready_age":', STATS)
         want = {"queue": "st", "ready": 2, "leased": 1, "enqueued": 6, "claimed": 5,
-                "acked": 1, "released": 1, "removed": 1, "expired": 1}
+                "acked": 1, "released": 1, "removed": 1, "expired": 1, "dead": 0,
+                "redriven": 0, "lease": 0, "max_attempts": 0, "bind_days": 365}
         got = {k: r.get(k) for k in want}
         eq(got, want, "queue stats: counts and totals after a known sequence")
+        cpm = r.get("claims_per_minute")
+        ok(isinstance(cpm, list) and len(cpm) == 60 and sum(cpm) == 5 and all(isinstance(n, int) for n in cpm),
+           "queue stats: claims_per_minute, 60 minutes adding up to the 5 claims", repr(cpm))
         age = r.get("oldest_ready_age")
         ok(isinstance(age, int) and 0 <= age <= 60, "queue stats: oldest_ready_age is whole seconds, small",
            "got %r" % (age,))

@@ -77,8 +77,8 @@ def check_usage(s):
     rc, _, err = ctl(s.data, "frobnicate")
     eq((rc, "unknown command" in err), (2, True), "an unknown command: exit 2, said")
     eq(ctl(s.data, "items")[0], 2, "items without a queue: exit 2")
-    eq(ctl(s.data, "items", "welcome", "--state", "dead")[0], 2,
-       "items --state dead: exit 2 (no dead letters in this schema)")
+    eq(ctl(s.data, "items", "welcome", "--state", "gone")[0], 2,
+       "items --state of no such state: exit 2")
     eq(ctl(s.data, "items", "bad/name")[0], 2, "a queue name the API refuses: exit 2")
     eq(ctl(s.data, "--tenant", "a:b", "queues")[0], 2, "a bad tenant name: exit 2")
     eq(ctl(s.data, "import", "x.csv", "--csv", "--queue", "q")[0], 2,
@@ -183,6 +183,22 @@ def check_queues_items_show(s):
     eq(ctl(s.data, "show", "nosuch", "a")[0], 1, "show in a queue that does not exist: exit 1")
     eq(ctl(s.data, "--tenant", "acme", "show", "welcome", "a")[0], 1,
        "show --tenant acme: the default tenant's item is not acme's")
+
+
+def check_dead(s):
+    """A dead letter (max_attempts 1, its lease released) in items and show."""
+    q = lambda op, **p: s.call("POST", "/v1/queues/graveyard/" + op, body=p)  # noqa: E731
+    eq(q("config", max_attempts=1).get("max_attempts"), 1, "graveyard: max_attempts 1")
+    q("enqueue", key="x", payload={"n": 1})
+    q("enqueue", key="y")
+    t = q("claim", key="x", claimant="flush", lease=600).get("token")
+    eq(q("release", key="x", token=t).get("state"), "dead", "x: released on its last attempt, dead")
+    rc, it, _ = ctl_json(s.data, "items", "graveyard", "--state", "dead")
+    eq((rc, [(x["key"], x["state"], x.get("payload")) for x in it["items"]]),
+       (0, [("x", "dead", {"n": 1})]), "items --state dead: the dead one only, with its payload")
+    rc, x, _ = ctl_json(s.data, "show", "graveyard", "x")
+    eq((rc, x.get("state"), x.get("payload"), [e["event"] for e in x.get("history", [])][-1]),
+       (0, "dead", {"n": 1}, "dead"), "show: a dead item, its payload, its history ending dead")
 
 
 def check_verify(s):
@@ -489,6 +505,7 @@ def main():
         check_status(s)
         check_queues_items_show(s)
         check_verify(s)
+        check_dead(s)
         check_backup_under_load(s)
         check_roundtrip(s)
         check_csv(s)

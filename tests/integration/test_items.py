@@ -131,7 +131,7 @@ def tenants(s, other):
 
 
 def bad_params(s):
-    cases = [({}, "Missing State"), ({"state": "dead"}, "Bad State"), ({"state": "Ready"}, "Bad State"),
+    cases = [({}, "Missing State"), ({"state": "claimed"}, "Bad State"), ({"state": "Ready"}, "Bad State"),
              ({"state": ""}, "Bad State"), ({"state": "ready", "limit": "0"}, "Bad Limit"),
              ({"state": "ready", "limit": "1001"}, "Bad Limit"), ({"state": "ready", "limit": "x"}, "Bad Limit"),
              ({"state": "ready", "after": ""}, "Bad After"), ({"state": "ready", "after": "a" * 257}, "Bad After")]

@@ -129,6 +129,26 @@ def main():
           Op(2, 3, ("pop",), {"claimed": False, "reason": "no_such_queue"}, 2),
           Op(4, 5, ("enqueue", "a"), {"enqueued": False, "state": "ready"}, 2)]), False,
        "queue: ... but not once its 503 had come: it happened before that, or never")
+    # follow-up runs: an enqueue during a lease is enqueued once, the ack
+    # makes the item ready for it
+    F = {"enqueued": True, "state": "follow_up"}
+    lease = [enq, Op(2, 3, ("claim", "a"), C("a", "t1"), 1)]
+    eq(q(lease + [Op(4, 5, ("enqueue", "a"), F, 2),
+                  Op(6, 7, ("enqueue", "a"), {"enqueued": False, "state": "follow_up"}, 3),
+                  Op(8, 9, ("ack", "a", "t1"), {"acked": True, "follow_up": True}, 1),
+                  Op(10, 11, ("pop",), C("a", "t2"), 2),
+                  Op(12, 13, ("ack", "a", "t2"), {"acked": True}, 2),
+                  Op(14, 15, ("pop",), {"claimed": False, "reason": "empty"}, 2)]), True,
+       "queue: a follow-up during a lease runs once more after the ack")
+    eq(q(lease + [Op(4, 6, ("enqueue", "a"), F, 2), Op(5, 7, ("enqueue", "a"), F, 3)]), False,
+       "queue: two enqueues of one lease both enqueued is an anomaly")
+    eq(q(lease + [Op(4, 5, ("enqueue", "a"), F, 2),
+                  Op(6, 7, ("ack", "a", "t1"), {"acked": True}, 1)]), False,
+       "queue: an ack that consumes an item with a follow-up waiting is an anomaly")
+    eq(q(lease + [Op(4, 5, ("enqueue", "a"), F, 2),
+                  Op(6, 7, ("ack", "a", "t1"), {"acked": True, "follow_up": True}, 1),
+                  Op(8, 9, ("pop",), {"claimed": False, "reason": "empty"}, 2)]), False,
+       "queue: a follow-up that never runs (lost) is an anomaly")
 
     # --- kv
     eq(kv([Op(0, 1, ("incr", 1), {"value": 1, "version": 1}, 1),

@@ -22,6 +22,8 @@ WRITES = [
     ("/v1/queues/sc/ack", {"key": "k1", "claimant": "c"}),
     ("/v1/queues/sc/release", {"key": "k1", "claimant": "c"}),
     ("/v1/queues/sc/remove", {"key": "k1"}),
+    ("/v1/queues/sc/redrive", {"all": True}),
+    ("/v1/queues/sc/config", {"max_attempts": 1}),
     ("/v1/kv/sc/set", {"key": "v", "value": "changed"}),
     ("/v1/kv/sc/delete", {"key": "v"}),
     ("/v1/kv/sc/incr", {"key": "n"}),
@@ -30,6 +32,7 @@ WRITES = [
 READS = [
     ("/v1/queues/sc/status", {"key": "k1"}),
     ("/v1/queues/sc", {}),
+    ("/v1/queues/sc/config", {}),
     ("/v1/queues", {}),
     ("/v1/kv/sc/get", {"key": "v"}),
     ("/v1/kv/sc", {}),
@@ -40,7 +43,7 @@ READS = [
 def snapshot(s):
     """What the writes above could change."""
     return (s.q("sc", "status", key="k1").text, s.q("sc", "status", key="new").text,
-            s.stats("sc").text, s.call("GET", "/v1/kv/sc/get", params={"key": "v"}).text,
+            s.stats("sc").text, s.call("GET", "/v1/queues/sc/config").text, s.call("GET", "/v1/kv/sc/get", params={"key": "v"}).text,
             s.call("GET", "/v1/kv/sc/get", params={"key": "n"}).text)
 
 

@@ -1023,7 +1023,10 @@ test_routes(void)
 	    "\"owner\":\"w1\",\"claimed_at\":\"" T0_ISO "\"}", "route: status of an acked item");
 	call("GET", "/v1/queues/q", NULL, NULL, key_a);
 	is_str(R.body, "{\"queue\":\"q\",\"ready\":0,\"leased\":0,\"oldest_ready_age\":0,\"enqueued\":1,"
-	    "\"claimed\":1,\"acked\":1,\"released\":0,\"removed\":0,\"expired\":0}", "route: queue stats body");
+	    "\"claimed\":1,\"acked\":1,\"released\":0,\"removed\":0,\"expired\":0,\"dead\":0,"
+	    "\"redriven\":0,\"lease\":0,\"max_attempts\":0,\"bind_days\":365,\"claims_per_minute\":["
+	    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+	    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1]}", "route: queue stats body");
 	call("GET", "/v1/queues/none", NULL, NULL, key_a);
 	ok(R.status == 404 && has("no_such_queue"), "route: stats of an unknown queue is 404 (%d)", R.status);
 	call("GET", "/v1/queues", NULL, NULL, key_a);

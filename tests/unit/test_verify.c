@@ -80,6 +80,36 @@ q(enum queue_op_kind kind, const char *queue, const char *key, int64_t lease_ms,
 	queue_result_free(&op.res);
 }
 
+/* Queue "zed:q", at most one attempt: "d" dead after one released
+ * lease, "c" popped by bind "lead" (a binding). */
+static void
+dead_and_bound(void)
+{
+	struct queue_op cfg = { .kind = QOP_CONFIG, .now = T0, .queue = "zed:q",
+	    .set_max_attempts = true, .config.max_attempts = 1 };
+	struct queue_op op = { .kind = QOP_CLAIM, .now = T0, .queue = "zed:q",
+	    .key = "d", .claimant = "w1", .lease_ms = 60000 };
+	char token[TOKEN_HEX_LEN + 1];
+
+	if (store_run_queue_op(st, &cfg) != E_OK)
+		bail_out("config zed:q failed");
+	q(QOP_ENQUEUE, "zed:q", "d", 0, 0);
+	if (store_run_queue_op(st, &op) != E_OK || !op.res.ok)
+		bail_out("claim zed:q/d failed");
+	memcpy(token, op.res.token, sizeof token);
+	queue_result_free(&op.res);
+	op = (struct queue_op){ .kind = QOP_RELEASE, .now = T0, .queue = "zed:q",
+	    .key = "d", .claimant = "", .token = token };
+	if (store_run_queue_op(st, &op) != E_OK || op.res.state != ITEM_DEAD)
+		bail_out("release zed:q/d did not make it dead");
+	q(QOP_ENQUEUE, "zed:q", "c", 0, 0);
+	op = (struct queue_op){ .kind = QOP_POP, .now = T0, .queue = "zed:q",
+	    .claimant = "w1", .bind = "lead" };
+	if (store_run_queue_op(st, &op) != E_OK || !op.res.ok)
+		bail_out("bound pop on zed:q failed");
+	queue_result_free(&op.res);
+}
+
 static void
 kv(enum kv_op_kind kind, const char *ns, const char *key, const char *value,
     int64_t ttl_ms)
@@ -189,6 +219,7 @@ populate(void)
 	once("acme:s", "id1");
 	if (store_run(st, true, T0, idem_cb, &io) != E_OK)
 		bail_out("idem_save failed");
+	dead_and_bound();
 }
 
 /* --- tests --- */
@@ -274,8 +305,9 @@ test_missing_expiry(void)
 	struct seen s;
 
 	/* delete every expiry entry: the lease, the ttl, the claim record,
-	 * the once-window and the stored answer all lose theirs */
-	for (int i = 0; i < 5; i++) {
+	 * the once-window and the stored answer all lose theirs (and zed:q's
+	 * claim record and stale lease entry, due as early) */
+	for (int i = 0; i < 7; i++) {
 		raw_first(st->expiry, "", key, sizeof key);
 		raw(st->expiry, key, NULL, 0);
 	}
@@ -311,6 +343,46 @@ test_bad_records(void)
 }
 
 static void
+test_dead_and_bindings(void)
+{
+	char kb[EXPIRY_KEY_MAX];
+	struct queue_stats qs;
+	struct seen s;
+	size_t n;
+
+	raw(st->dead, "zed:q/d", NULL, 0);
+	verify(&s);
+	ok(reported(&s, "items: dead 'zed:q/d' has no entry in the dead index", NULL),
+	    "a dead item without its dead index entry: reported");
+	raw(st->dead, "zed:q/d", "", 0);
+	raw(st->dead, "zed:q/c", "", 0);
+	verify(&s);
+	ok(reported(&s, "dead: entry 'zed:q/c' names an item that does not exist", NULL),
+	    "a dead index entry without an item: reported");
+	raw(st->dead, "zed:q/c", NULL, 0);
+
+	raw_get(st->queues, "zed:q", &qs, sizeof qs);
+	qs.dead = 2;
+	raw(st->queues, "zed:q", &qs, sizeof qs);
+	verify(&s);
+	ok(reported(&s, "queues: 'zed:q' counts 2 dead, the items say 1", NULL),
+	    "a wrong dead counter: reported");
+	qs.dead = 1;
+	raw(st->queues, "zed:q", &qs, sizeof qs);
+
+	n = expiry_key_make(kb, T0 + BIND_DAYS_DEFAULT * DAY_MS, EXPIRY_BINDING, "zed:q/lead", 10);
+	kb[n] = '\0';
+	raw(st->expiry, kb, NULL, 0);
+	verify(&s);
+	ok(reported(&s, "bindings: 'zed:q/lead' has no expiry entry", NULL),
+	    "a binding without its expiry entry: reported");
+	raw(st->bindings, "zed:q/lead", "short", 5);
+	verify(&s);
+	ok(reported(&s, "bindings: 'zed:q/lead' has a record of 5 bytes that does not decode", NULL),
+	    "a binding that does not decode: reported");
+}
+
+static void
 reset(void)
 {
 	store_close(st);
@@ -338,6 +410,8 @@ main(void)
 	test_missing_expiry();
 	reset();
 	test_bad_records();
+	reset();
+	test_dead_and_bindings();
 	reset();
 	ok(verify(&s) && s.n == 0, "after the damage is undone (a fresh database): clean again");
 	store_close(st);
