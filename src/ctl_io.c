@@ -306,7 +306,7 @@ import_item(struct importer *im, unsigned long line, const char *tenant,
 {
 	char scoped[QUEUE_NAME_MAX + 1];
 	struct queue_op op = { .kind = QOP_ENQUEUE, .queue = scoped, .claimant = "",
-	    .max_items = keyring_max_items(im->keys, tenant) };
+	    .max_items = keyring_max_items(im->keys, tenant), .no_follow_up = true };
 	struct buf payload = { 0 };
 	enum casq_err err;
 

@@ -414,6 +414,9 @@ struct queue_op {
 	/* lease_ms 0: the queue's configured lease (none: consume on claim) */
 	int64_t     delay_ms, lease_ms;
 	bool        redrive_all;	/* QOP_REDRIVE of every dead item (key NULL) */
+	/* QOP_ENQUEUE: a leased item stays as it is, no follow-up (casqctl
+	 * import: "an item queued already stays as it is") */
+	bool        no_follow_up;
 	/* QOP_CONFIG: the settings sent; none set: a read */
 	bool        set_lease, set_max_attempts, set_bind_days;
 	struct queue_config config;

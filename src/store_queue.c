@@ -660,9 +660,9 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 
 	item_key_make(&ik, op->queue, op->key);
 	rc = item_load(st, txn, op->queue, &ik, &it, qs, op->now);
-	if (rc == 0 && it.h.state == ITEM_LEASED)
+	if (rc == 0 && it.h.state == ITEM_LEASED && !op->no_follow_up)
 		return enqueue_follow_up(st, txn, op, &ik, &it, qs);
-	if (rc == 0) {			/* ready or dead: at most once at a time */
+	if (rc == 0) {			/* ready, dead, or leased for an import */
 		res->ok = false;
 		result_from_item(res, &it);
 		return 0;

@@ -505,12 +505,12 @@ def main():
         check_status(s)
         check_queues_items_show(s)
         check_verify(s)
-        check_dead(s)
         check_backup_under_load(s)
         check_roundtrip(s)
         check_csv(s)
         check_quota(s)
         check_import_under_load(s)
+        check_dead(s)
 
 
 run_main(main)
