@@ -87,12 +87,14 @@ one_queue(void *arg, const char *name, size_t len, const struct queue_stats *q)
 }
 
 static void
-one_namespace(void *arg, const char *ns, size_t len, const struct kv_stats *k)
+one_namespace(void *arg, const char *name, size_t len, const struct kv_stats *k)
 {
 	struct status *s = arg;
+	char scoped[QUEUE_NAME_MAX + 1];
 
+	len = (size_t)snprintf(scoped, sizeof scoped, "%s%.*s", s->prefix, (int)len, name);
 	row_open(s);
-	field_names(s, ns, len);
+	field_names(s, scoped, len);
 	field_count(s, "keys", k->keys);
 	field_count(s, "sets", k->sets);
 	field_count(s, "deletes", k->deletes);
@@ -131,7 +133,7 @@ list_queues(struct status *s)
 static enum casq_err
 list_namespaces(struct status *s)
 {
-	return kv_ns_list(s->c->st, s->txn, s->prefix, one_namespace, s);
+	return kv_ns_list(s->c->st, s->txn, s->prefix, NULL, SIZE_MAX, one_namespace, s);
 }
 
 static enum casq_err

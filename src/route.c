@@ -32,6 +32,7 @@ static const struct route_entry *const routes[] = {
 	&route_history_key_entry,
 	&route_redrive_entry,
 	&route_queue_config_entry,
+	&route_kv_list_entry,
 	&route_kv_stats_entry,
 	&route_kv_get_entry,
 	&route_kv_set_entry,

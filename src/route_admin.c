@@ -1,6 +1,7 @@
 /*
  * route_admin.c - routes about the service rather than one queue:
- * health, the no-storage ping (the benchmark's ceiling), the queue list.
+ * health, the no-storage ping (the benchmark's ceiling), the queue and
+ * namespace lists, the tenants.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +9,9 @@
 
 #include "route.h"
 
-/* One page of /v1/queues; "after" continues from the last name seen. */
-#define QUEUE_LIST_MAX	1000
+/* One page of /v1/queues or /v1/kv; "after" continues from the last name
+ * seen. */
+#define LIST_MAX	1000
 
 /* A read transaction that reads nothing: can the database be opened? */
 static enum casq_err
@@ -48,9 +50,13 @@ route_ping(struct app *app, struct request *req, struct response *res,
 	json_obj_close(&j);
 }
 
-/* One page of the queue list: the entries are written as a JSON array
- * while the read transaction is open, and rendered into the answer. */
+enum list_kind { LIST_QUEUES, LIST_NAMESPACES };
+
+/* One page of the queue or namespace list: the entries are written as a
+ * JSON array while the read transaction is open, and rendered into the
+ * answer. */
 struct list_call {
+	enum list_kind kind;
 	char        prefix[TENANT_NAME_MAX + 2];	/* "tenant:" */
 	const char *after;	/* borrowed from the request */
 	struct buf  items;	/* [{"queue":...},...] */
@@ -70,6 +76,22 @@ queue_list_visit(void *ctx, const char *name, size_t len,
 	json_obj_close(j);
 }
 
+static void
+ns_list_visit(void *ctx, const char *name, size_t len, const struct kv_stats *s)
+{
+	struct json *j = ctx;
+
+	json_obj_open(j, NULL);
+	json_strn(j, "namespace", name, len);
+	json_int(j, "keys", (long long)s->keys);
+	json_int(j, "sets", (long long)s->sets);
+	json_int(j, "deletes", (long long)s->deletes);
+	json_int(j, "incrs", (long long)s->incrs);
+	json_int(j, "cas_failures", (long long)s->cas_failures);
+	json_int(j, "expired", (long long)s->expired);
+	json_obj_close(j);
+}
+
 static enum casq_err
 apply_list(struct store *st, MDB_txn *txn, void *arg)
 {
@@ -79,7 +101,10 @@ apply_list(struct store *st, MDB_txn *txn, void *arg)
 	c->items.len = 0;
 	json_begin(&c->j, &c->items);
 	json_arr_open(&c->j, NULL);
-	err = queue_list(st, txn, c->prefix, c->after, QUEUE_LIST_MAX, queue_list_visit, &c->j);
+	if (c->kind == LIST_QUEUES)
+		err = queue_list(st, txn, c->prefix, c->after, LIST_MAX, queue_list_visit, &c->j);
+	else
+		err = kv_ns_list(st, txn, c->prefix, c->after, LIST_MAX, ns_list_visit, &c->j);
 	json_arr_close(&c->j);
 	return err;
 }
@@ -90,7 +115,8 @@ render_list(void *arg, struct json *j)
 	struct list_call *c = arg;
 
 	json_obj_open(j, NULL);
-	json_raw(j, "queues", c->items.data, c->items.len);
+	json_raw(j, c->kind == LIST_QUEUES ? "queues" : "namespaces", c->items.data,
+	    c->items.len);
 	json_obj_close(j);
 }
 
@@ -104,7 +130,7 @@ list_call_free(void *arg)
 }
 
 static void
-route_queue_list(struct app *app, struct request *req, struct response *res,
+route_list(struct app *app, struct request *req, struct response *res,
     const struct route_entry *route)
 {
 	const struct param *after = request_param(req, "after");
@@ -115,6 +141,7 @@ route_queue_list(struct app *app, struct request *req, struct response *res,
 		return;
 	}
 	c = xcalloc(1, sizeof *c);
+	c->kind = route->kind;
 	c->after = after ? after->value : NULL;
 	snprintf(c->prefix, sizeof c->prefix, "%s:", req->tenant);
 	route_exec(app, req, res, &(struct route_op){ .apply = apply_list,
@@ -272,7 +299,11 @@ const struct route_entry route_ping_entry = {
 	.params = (const char *const[]){ NULL },
 };
 const struct route_entry route_queue_list_entry = {
-	.pattern = "/v1/queues", .exec = route_queue_list, .auth = true,
+	.pattern = "/v1/queues", .exec = route_list, .kind = LIST_QUEUES, .auth = true,
+	.params = (const char *const[]){ "after", NULL },
+};
+const struct route_entry route_kv_list_entry = {
+	.pattern = "/v1/kv", .exec = route_list, .kind = LIST_NAMESPACES, .auth = true,
 	.params = (const char *const[]){ "after", NULL },
 };
 const struct route_entry route_tenant_entry = {

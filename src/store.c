@@ -635,6 +635,42 @@ store_record_get(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, void *hdr,
 	return 0;
 }
 
+int
+store_list(MDB_txn *txn, MDB_dbi dbi, const char *prefix, const char *after,
+    size_t limit, void *rec, size_t rec_size, store_list_fn fn, void *ctx)
+{
+	char start[QUEUE_NAME_MAX + 1];
+	size_t plen = strlen(prefix), slen;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	slen = (size_t)snprintf(start, sizeof start, "%s%s", prefix, after ? after : "");
+	if (slen >= sizeof start)
+		return 0;		/* after a name no record can have */
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	k = (MDB_val){ slen, start };
+	rc = slen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) :
+	    mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (size_t n = 0; n < limit && rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;		/* past the prefix's names */
+		if (after && *after && k.mv_size == slen && memcmp(k.mv_data, start, slen) == 0)
+			continue;	/* after itself */
+		if (v.mv_size != rec_size) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(rec, v.mv_data, rec_size);
+		fn(ctx, (const char *)k.mv_data + plen, k.mv_size - plen);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* --- refusals --- */
 
 const char *

@@ -215,6 +215,15 @@ bool store_key_from_ref(struct store_key *sk, const char *ref, size_t reflen);
 int  store_record_get(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key,
 	void *hdr, size_t hdr_size, MDB_val *tail);
 
+/* The records of dbi whose keys start with prefix (a tenant's "tenant:"),
+ * in key order, from the first after prefix + after (or the first when
+ * after is NULL), at most limit: each is copied into rec (exactly
+ * rec_size bytes, else MDB_CORRUPTED), then fn gets its name without the
+ * prefix. For the queue and namespace lists. */
+typedef void (*store_list_fn)(void *ctx, const char *name, size_t len);
+int  store_list(MDB_txn *txn, MDB_dbi dbi, const char *prefix, const char *after,
+	size_t limit, void *rec, size_t rec_size, store_list_fn fn, void *ctx);
+
 /* --- refusals: an answer's "reason" (store.c holds the names) --- */
 /* Why an operation did not do what it was asked. A refusal is a result
  * (a 200 answer with "ok": false or the like), not an error. */
@@ -616,16 +625,17 @@ struct kv_op {
 bool kv_op_writes(const struct kv_op *op);
 enum casq_err kv_apply(struct store *st, MDB_txn *txn, void *op);
 void kv_result_free(struct kv_result *res);
-/* Expiry hook: a value's ttl ran out. */
-expiry_sweep_fn kv_sweep;
-/* For tools (casqctl): every namespace whose name starts with prefix
- * ("tenant:", or "" for all) with its counters, in name order; and
- * every value of those namespaces, ns being its "tenant:name". Strings
- * point into the transaction's pages. */
-typedef void (*kv_ns_visit_fn)(void *ctx, const char *ns, size_t len,
+/* As queue_list, for the namespaces and their counters (the namespace
+ * list route, casqctl status). */
+typedef void (*kv_ns_visit_fn)(void *ctx, const char *name, size_t len,
 	const struct kv_stats *stats);
 enum casq_err kv_ns_list(struct store *st, MDB_txn *txn, const char *prefix,
-	kv_ns_visit_fn fn, void *ctx);
+	const char *after, size_t limit, kv_ns_visit_fn fn, void *ctx);
+/* Expiry hook: a value's ttl ran out. */
+expiry_sweep_fn kv_sweep;
+/* For tools (casqctl): every value of the namespaces whose name starts
+ * with prefix ("tenant:", or "" for all), ns being its "tenant:name".
+ * Strings point into the transaction's pages. */
 struct kv_value {
 	const char *ns, *key, *value;	/* value: JSON text */
 	size_t      ns_len, key_len, value_len;

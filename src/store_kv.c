@@ -380,6 +380,31 @@ kv_apply(struct store *st, MDB_txn *txn, void *arg)
 	return store_map_error(rc, "kv operation");
 }
 
+/* store_list's callback, turned into kv_ns_list's. */
+struct kv_ns_list_call {
+	struct kv_stats s;
+	kv_ns_visit_fn  fn;
+	void           *ctx;
+};
+
+static void
+kv_ns_list_one(void *ctx, const char *name, size_t len)
+{
+	struct kv_ns_list_call *c = ctx;
+
+	c->fn(c->ctx, name, len, &c->s);
+}
+
+enum casq_err
+kv_ns_list(struct store *st, MDB_txn *txn, const char *prefix,
+    const char *after, size_t limit, kv_ns_visit_fn fn, void *ctx)
+{
+	struct kv_ns_list_call c = { .fn = fn, .ctx = ctx };
+
+	return store_map_error(store_list(txn, st->kvns, prefix, after, limit,
+	    &c.s, sizeof c.s, kv_ns_list_one, &c), "list namespaces");
+}
+
 /*----------------------------------------------------------------------------
  * For tools (casqctl): namespaces and values in name order
  *--------------------------------------------------------------------------*/
@@ -399,31 +424,6 @@ has_prefix(const MDB_val *k, const char *prefix)
 	size_t n = strlen(prefix);
 
 	return k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0;
-}
-
-enum casq_err
-kv_ns_list(struct store *st, MDB_txn *txn, const char *prefix,
-    kv_ns_visit_fn fn, void *ctx)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	if ((rc = mdb_cursor_open(txn, st->kvns, &cur)) != 0)
-		return store_map_error(rc, "list namespaces");
-	for (rc = prefix_first(cur, prefix, &k, &v); rc == 0 && has_prefix(&k, prefix);
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct kv_stats s;
-
-		if (v.mv_size != sizeof s) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(&s, v.mv_data, sizeof s);
-		fn(ctx, k.mv_data, k.mv_size, &s);
-	}
-	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "list namespaces");
 }
 
 enum casq_err

@@ -1304,42 +1304,29 @@ queue_apply(struct store *st, MDB_txn *txn, struct queue_op *op)
 	return E_OK;
 }
 
+/* store_list's callback, turned into queue_list's. */
+struct queue_list_call {
+	struct queue_stats qs;
+	queue_visit_fn     fn;
+	void              *ctx;
+};
+
+static void
+queue_list_one(void *ctx, const char *name, size_t len)
+{
+	struct queue_list_call *c = ctx;
+
+	c->fn(c->ctx, name, len, &c->qs);
+}
+
 enum casq_err
 queue_list(struct store *st, MDB_txn *txn, const char *prefix,
     const char *after, size_t limit, queue_visit_fn fn, void *ctx)
 {
-	char start[QUEUE_NAME_MAX + 1];
-	size_t plen = strlen(prefix), slen;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
+	struct queue_list_call c = { .fn = fn, .ctx = ctx };
 
-	slen = (size_t)snprintf(start, sizeof start, "%s%s", prefix, after ? after : "");
-	if (slen >= sizeof start)
-		return E_OK;		/* after a name no queue can have */
-	if ((rc = mdb_cursor_open(txn, st->queues, &cur)) != 0)
-		return store_map_error(rc, "list queues");
-	k = (MDB_val){ slen, start };
-	rc = slen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) :
-	    mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	for (size_t n = 0; n < limit && rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct queue_stats qs;
-
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
-			break;		/* past the prefix's names */
-		if (after && *after && k.mv_size == slen && memcmp(k.mv_data, start, slen) == 0)
-			continue;	/* after itself */
-		if (v.mv_size != sizeof qs) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(&qs, v.mv_data, sizeof qs);
-		fn(ctx, (const char *)k.mv_data + plen, k.mv_size - plen, &qs);
-		n++;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == 0 ? E_OK : store_map_error(rc, "list queues");
+	return store_map_error(store_list(txn, st->queues, prefix, after, limit,
+	    &c.qs, sizeof c.qs, queue_list_one, &c), "list queues");
 }
 
 /* What a tool is shown of an item: as op_status, a lease that ran out

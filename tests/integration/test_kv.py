@@ -477,10 +477,38 @@ def race_incr(s):
     eq(sorted(v for _, v in got), list(range(1, total + 1)), "race incr: the versions returned are exactly 1..%d" % total)
 
 
+def namespace_list(s):
+    """/v1/kv: every namespace of the tenant in name order with its
+    counters, paged with after like /v1/queues."""
+    for ns in ("nl-b", "nl-a", "nl-c"):
+        s.call("POST", "/v1/kv/%s/set" % ns, body={"key": "k", "value": 1})
+    s.call("POST", "/v1/kv/nl-a/incr", body={"key": "n"})
+    r = s.call("GET", "/v1/kv")
+    answer(r, "namespace list", ["namespaces"], start='{"namespaces":[')
+    names = [n.get("namespace") for n in r.get("namespaces") or []]
+    eq(names, sorted(names), "namespace list: in name order")
+    want = {k: v for k, v in (s.call("GET", "/v1/kv/nl-a").json or {}).items()
+            if k != "version_floor"}
+    got = [n for n in r.get("namespaces") or [] if n.get("namespace") == "nl-a"]
+    eq(got, [want], "namespace list: nl-a's entry is its namespace stats")
+    ok('{"namespace":"nl-a","keys":2,"sets":1,"deletes":0,"incrs":1,"cas_failures":0,"expired":0}'
+       in r.text, "namespace list: key order as namespace stats", r.text)
+    r = s.call("GET", "/v1/kv", params={"after": "nl-a"})
+    eq([n.get("namespace") for n in r.get("namespaces") or []][:2], ["nl-b", "nl-c"],
+       "namespace list after nl-a: nl-b, nl-c")
+    r = s.call("GET", "/v1/kv", params={"after": "nl-c"})
+    ok("nl-c" not in [n.get("namespace") for n in r.get("namespaces") or []],
+       "namespace list after nl-c does not list nl-c")
+    r = s.call("POST", "/v1/kv", body={"after": 5})
+    eq((r.status, r.reason), (400, "Bad Parameter"), "namespace list: a numeric after is 400 Bad Parameter")
+    r = s.call("GET", "/v1/kv", params={"key": "k"})
+    eq((r.status, r.reason), (400, "Unknown Parameter"), "namespace list: key is 400 Unknown Parameter")
+
+
 def main():
     t = time.monotonic()
     with Stack(workers=4) as s:
-        for fn in (basics, counters, errors, race_cas, race_incr):
+        for fn in (basics, counters, errors, race_cas, race_incr, namespace_list):
             t1 = time.monotonic()
             fn(s)
             comment("%s: %.2f s" % (fn.__name__, time.monotonic() - t1))

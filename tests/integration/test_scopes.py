@@ -36,6 +36,7 @@ READS = [
     ("/v1/queues", {}),
     ("/v1/kv/sc/get", {"key": "v"}),
     ("/v1/kv/sc", {}),
+    ("/v1/kv", {}),
     ("/v1/ping", {}),
 ]
 

@@ -72,6 +72,10 @@ def isolation(s, acme, beta):
     eq(b("GET", "/v1/kv/only-acme-ns").status, 404, "beta: acme's namespace does not exist")
     a("POST", "/v1/kv/only-acme-ns/incr", body={"key": "c"})
     eq(b("GET", "/v1/kv/only-acme-ns").status, 404, "... still not after acme writes in it")
+    names = [n["namespace"] for n in (b("GET", "/v1/kv").json or {}).get("namespaces", [])]
+    eq(names, ["leads"], "beta's namespace list holds only its own namespace")
+    names = [n["namespace"] for n in (a("GET", "/v1/kv").json or {}).get("namespaces", [])]
+    eq(names, ["leads", "only-acme-ns"], "acme's namespace list holds its two namespaces")
     # once
     eq(a("POST", "/v1/once/form", body={"id": "1"}).get("first"), True, "acme: first")
     eq(b("POST", "/v1/once/form", body={"id": "1"}).get("first"), True, "beta: first as well")

@@ -2,7 +2,7 @@
  * test_store_kv.c - store_kv.c against real LMDB in a temporary
  * directory: set and get, versions and compare-and-swap, delete and the
  * version floor, counters and their refusals, ttl and the value sweep,
- * namespace counters, a nearly full map.
+ * namespace counters and their list, a nearly full map.
  *
  * Time is the op's `now`, so nothing here sleeps.
  */
@@ -309,6 +309,56 @@ test_space(void)
 	free(bigger);
 }
 
+/* --- the namespace list --- */
+
+static void
+ns_visit(void *ctx, const char *name, size_t len, const struct kv_stats *s)
+{
+	struct buf *b = ctx;
+
+	buf_printf(b, "%s%.*s:%llu", b->len ? "," : "", (int)len, name,
+	    (unsigned long long)s->keys);
+}
+
+/* "name:keys,..." of the namespaces under prefix after after. */
+static const char *
+ns_list(const char *prefix, const char *after, size_t limit)
+{
+	static char out[256];
+	struct buf b = { 0 };
+	MDB_txn *txn;
+	enum casq_err err;
+
+	if (store_begin(st, false, &txn) != E_OK)
+		return "(begin failed)";
+	buf_puts(&b, "");
+	err = kv_ns_list(st, txn, prefix, after, limit, ns_visit, &b);
+	mdb_txn_abort(txn);
+	if (err != E_OK)
+		snprintf(out, sizeof out, "error:%s", err_code(err));
+	else
+		snprintf(out, sizeof out, "%s", b.data);
+	buf_free(&b);
+	return out;
+}
+
+static void
+test_ns_list(void)
+{
+	section("namespace list", MAP_DEFAULT);
+	ok(kv_set_at(T0, "t:b", "1", "1", 0, NULL) == E_OK &&
+	    kv_set_at(T0, "t:b", "2", "1", 0, NULL) == E_OK &&
+	    kv_set_at(T0, "t:a", "1", "1", 0, NULL) == E_OK &&
+	    kv_set_at(T0, "u:a", "1", "1", 0, NULL) == E_OK,
+	    "kv: values in t:a, t:b (two) and u:a");
+	is_str(ns_list("t:", NULL, 100), "a:1,b:2",
+	    "kv: kv_ns_list shows tenant t's namespaces in name order, with their keys");
+	is_str(ns_list("t:", "a", 100), "b:2", "kv: kv_ns_list after a");
+	is_str(ns_list("t:", NULL, 1), "a:1", "kv: kv_ns_list honours its limit");
+	is_str(ns_list("u:", NULL, 100), "a:1", "kv: kv_ns_list of tenant u shows only u's");
+	is_str(ns_list("v:", NULL, 100), "", "kv: kv_ns_list of a tenant without namespaces");
+}
+
 int
 main(void)
 {
@@ -319,6 +369,7 @@ main(void)
 	test_incr();
 	test_ttl();
 	test_stats();
+	test_ns_list();
 	test_space();
 	fixture_end();
 	return done_testing();
