@@ -17,8 +17,10 @@ libnginx-mod-stream clang libclang-rt-14-dev"
 # systemd-socket-activate check the units, strace casqd's system calls
 # against their filter, mandoc the manuals; prometheus (and its promtool)
 # scrapes GET /metrics in tests/integration/test_metrics.py, which runs
-# its own server: the package's service must not start (see below).
-CASQ_CHECK_PACKAGES="systemd strace mandoc prometheus"
+# its own server: the package's service must not start (see below);
+# chromium, its driver and Selenium drive the console in
+# tests/integration/test_ui.py.
+CASQ_CHECK_PACKAGES="systemd strace mandoc prometheus chromium chromium-driver python3-selenium"
 
 # Only for script/debtest: build the .deb, lint it, make a Debian 12 root.
 CASQ_DEB_PACKAGES="debhelper dpkg-dev fakeroot lintian mmdebstrap"
@@ -88,7 +90,8 @@ casq_build() {
 }
 
 # casq_render_nginx PREFIX PORT SOCKET CERT CERTKEY KEEP_CONN [WORKER_PROCESSES]
-# Renders nginx/casq-dev.conf.in into PREFIX/nginx.conf (absolute paths) and
+# Renders nginx/casq-dev.conf.in into PREFIX/nginx.conf (absolute paths; the
+# console from this tree's web/, so run it from the tree's root) and
 # removes the 503 responder's socket that a killed nginx may have left
 # (nginx would refuse to start: "Address already in use").
 casq_render_nginx() {
@@ -106,6 +109,7 @@ casq_render_nginx() {
         -e "s|@KEEP_CONN@|$6|g" \
         -e "s|@WORKER_PROCESSES@|${7:-1}|g" \
         -e "s|@USER_LINE@|$user_line|g" \
+        -e "s|@WEBROOT@|$(casq_sed_escape "$PWD/web")|g" \
         nginx/casq-dev.conf.in >"$prefix/nginx.conf"
     if grep -n '@[A-Z_]*@' "$prefix/nginx.conf" >&2; then
         casq_log "unrendered placeholders in $prefix/nginx.conf"

@@ -563,7 +563,8 @@ def render_site(prefix, port, http_port, sock, cert, certkey, fallback, stream):
             ("/etc/ssl/casq/privkey.pem", certkey),
             ("server unix:/run/casq/casqd.sock", "server unix:" + sock),
             ("/run/nginx-casq-503.sock", fallback),
-            ("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")):
+            ("include fastcgi_params;", "include /etc/nginx/fastcgi_params;"),
+            ("alias /usr/share/casq/web/;", "alias %s/;" % os.path.join(srcdir(), "web"))):
         site = _sub_once(site, old, new, site_path)
     with open(os.path.join(prefix, "site.conf"), "w") as f:
         f.write(site)
@@ -818,6 +819,7 @@ class Stack:
             "USER_LINE": "user root;" if os.geteuid() == 0 else "",
             "ERROR_LOG": self.nginx_log,
             "PID_FILE": os.path.join(prefix, "nginx.pid"),
+            "WEBROOT": os.path.join(srcdir(), "web"),
         }
         unknown = set()
 

@@ -1,0 +1,625 @@
+#!/usr/bin/env python3
+"""The console at /ui/ (docs/ui.md) in a real browser: headless Chromium
+driven by Selenium, against nginx + TLS + casqd + LMDB.
+
+- nginx serves web/ at /ui/ with a strict Content-Security-Policy, in the
+  development template and in the production site configuration;
+- the key is asked for, kept in sessionStorage and sent in a header: it
+  never appears in a URL (nor in nginx's access log);
+- every page renders with the numbers the API answers (overview, queue
+  page, lead lookup), and an admin key switches tenants;
+- for every builder action, the template the page generates, sent as
+  Marketo would send it (token values encoded as the Request Token
+  Encoding says, the custom header, POST), does what the action says, and
+  the page's win / lose constraints match casqd's answer text; "Try it"
+  sends the same call and names the branch;
+- no console errors (CSP violations included); no page scrolls sideways
+  at 375 px; every form control has a label.
+
+Screenshots of each page, at 1280 and 375 px, go to var/test_ui/.
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from casqtest import (Stack, comment, eq, free_port, kill, ok, run_main,  # noqa: E402
+                      skip_all, spawn, tail)
+
+try:
+    import selenium  # noqa: F401
+except ImportError:
+    # Debian's python3-selenium is in Debian's dist-packages, which a
+    # python3 of its own (pyenv, a venv) does not look in.
+    sys.path.append("/usr/lib/python3/dist-packages")
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:
+    webdriver = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHOTS = os.path.join(os.environ.get("CASQ_BUILDDIR", os.path.join(HERE, "..", "..")),
+                     "var", "test_ui")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# A page that does not settle in this long is broken, not slow: each wait
+# is for a condition, this is only its bound.
+WAIT_S = 60
+
+
+def find_browser():
+    chromium = shutil.which("chromium")
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    return chromium, driver
+
+
+class Browser:
+    """chromedriver in its own process group (casqtest kills it, and the
+    Chromium it starts, whatever happens), one headless Chromium session."""
+
+    def __init__(self, stack, tmp):
+        self.stack = stack
+        chromium, driver = find_browser()
+        self.port = free_port()
+        self.log = os.path.join(tmp, "chromedriver.log")
+        out = open(self.log, "ab")
+        try:
+            self.proc = spawn([driver, "--port=%d" % self.port, "--log-path=" + self.log],
+                              stdout=out, stderr=out)
+        finally:
+            out.close()
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--user-data-dir=" + os.path.join(tmp, "chromium"),
+                  "--window-size=1280,900"):
+            opts.add_argument(a)
+        # The stack's certificate is its own, made for this run.
+        opts.accept_insecure_certs = True
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:
+                self.d = webdriver.Remote("http://127.0.0.1:%d" % self.port, options=opts)
+                break
+            except Exception:   # chromedriver not listening yet
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("chromedriver did not start:\n" + tail(self.log))
+                time.sleep(0.1)
+        self.base = "https://127.0.0.1:%d" % stack.port
+
+    def close(self):
+        try:
+            self.d.quit()
+        finally:
+            kill(self.proc)
+
+    def go(self, path):
+        self.d.get(self.base + path)
+
+    def wait(self, cond, what):
+        try:
+            # The overview redraws itself: an element found a moment ago
+            # may be gone, so look again.
+            return WebDriverWait(self.d, WAIT_S, poll_frequency=0.05,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(lambda d: cond())
+        except Exception:
+            raise RuntimeError("the page never showed " + what)
+
+    def css(self, sel):
+        return self.d.find_elements(By.CSS_SELECTOR, sel)
+
+    def one(self, sel):
+        return self.wait(lambda: (self.css(sel) or [None])[0], sel)
+
+    def text(self, sel):
+        return self.one(sel).text
+
+    def rows(self, sel):
+        """The cell texts of each body row of table sel, read in one go
+        (a redraw cannot come in between)."""
+        return self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+            ".map(tr => [...tr.querySelectorAll('th, td')].map(c => c.innerText))", sel)
+
+    def pairs(self, sel):
+        """{dt: dd} of the definition list sel, read in one go."""
+        return self.d.execute_script(
+            "const o = {}; for (const d of document.querySelectorAll(arguments[0] + ' > div'))"
+            " o[d.querySelector('dt').innerText] = d.querySelector('dd').innerText; return o;", sel)
+
+    def drawn(self, view, after=0):
+        """Wait until view (its root #view-NAME) finished drawing more than
+        after times; return the count."""
+        def n():
+            els = self.css("#view-" + view)
+            v = els[0].get_attribute("data-drawn") if els else None
+            return int(v) if v and int(v) > after else None
+        return self.wait(n, "view %s drawn" % view)
+
+    def errors(self):
+        """Console messages at SEVERE since the last call (CSP violations
+        and failed loads are SEVERE)."""
+        return [e for e in self.d.get_log("browser") if e.get("level") == "SEVERE"]
+
+    def shot(self, name):
+        """Check the page at 1280 and 375 px wide, and save it whole at both."""
+        os.makedirs(SHOTS, exist_ok=True)
+        for w, h in ((1280, 900), (375, 812)):
+            self.d.set_window_size(w, h)
+            self.wait(lambda: self.d.execute_script("return window.innerWidth") <= w,
+                      "the window at %d px" % w)
+            over = self.d.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            ok(over <= 0, "%s at %d px: no sideways scrolling" % (name, w),
+               "the page is %d px too wide" % over)
+            # the whole page in one picture: a window as tall as the page
+            full = self.d.execute_script("return document.documentElement.scrollHeight"
+                                         " + window.outerHeight - window.innerHeight")
+            self.d.set_window_size(w, max(h, min(full, 4000)))
+            self.d.execute_script("window.scrollTo(0, 0)")
+            self.d.save_screenshot(os.path.join(SHOTS, "%s-%d.png" % (name, w)))
+        self.d.set_window_size(1280, 900)
+
+    def labelled(self, name):
+        """Every input and select of the view has a label."""
+        bad = self.d.execute_script("""
+            return [...document.querySelectorAll('#view input, #view select, #key-form input')]
+              .filter(e => e.offsetParent !== null && e.labels.length === 0)
+              .map(e => e.name || e.id || e.outerHTML.slice(0, 60));""")
+        eq(bad, [], "%s: every visible form control has a label" % name)
+
+
+# ------------------------------------------------------------ Marketo, simulated
+
+TOKEN_RE = re.compile(r"\{\{[^{}]+\}\}")
+
+
+def marketo_body(template, encoding, values):
+    """What Marketo sends for template: each token replaced by its value as
+    a JSON string (Request Token Encoding JSON) or form-encoded with + for
+    a space (Form/Url). Written from Adobe's description, not from
+    builder.js, so that the two check each other."""
+    def one(m):
+        v = values[m.group(0)]
+        if encoding == "JSON":
+            return json.dumps(v, ensure_ascii=False)
+        return urllib.parse.quote_plus(v, safe="")
+    return TOKEN_RE.sub(one, template)
+
+
+def marketo_call(stack, hook, values, key):
+    """POST the webhook as Marketo would: the URL, the header with the key
+    in place of the placeholder, the body in the webhook's encoding."""
+    url = urllib.parse.urlsplit(hook["url"])
+    eq(url.netloc, "127.0.0.1:%d" % stack.port, "the webhook URL is this casq's address")
+    ctype = {"JSON": "application/json",
+             "Form/Url": "application/x-www-form-urlencoded"}[hook["encoding"]]
+    header = hook["header_value"].replace("YOUR-CASQ-API-KEY", key)
+    body = marketo_body(hook["template"], hook["encoding"], values)
+    c = stack.client()
+    try:
+        r = c.call(hook["method"], url.path, body=body, content_type=ctype, key=None,
+                   headers={hook["header_name"]: header})
+    finally:
+        c.close()
+    return r
+
+
+# ------------------------------------------------------------ the test
+
+def api(stack, path, params=None, key=Ellipsis, tenant=None):
+    c = stack.client()
+    try:
+        r = c.call("GET", path, params=params, key=key,
+                   headers={"X-Casq-Tenant": tenant} if tenant else None)
+    finally:
+        c.close()
+    if r.status != 200:
+        raise RuntimeError("%s answered %d %s: %r" % (path, r.status, r.reason, r.raw))
+    return r
+
+
+def py_age(s):
+    """dom.js's age(), for comparing the page with the API."""
+    if s < 60:
+        return "%d s" % s
+    if s < 3600:
+        return "%d min" % (s // 60)
+    if s < 86400:
+        return "%d h %d min" % (s // 3600, (s % 3600) // 60)
+    return "%d d %d h" % (s // 86400, (s % 86400) // 3600)
+
+
+def check_serving(stack, what):
+    """/ui/ and its files, with the policy and the right types."""
+    c = stack.client()
+    try:
+        for path, ctype in (("/ui/", "text/html"), ("/ui/js/app.js", "text/javascript"),
+                            ("/ui/js/builder.js", "text/javascript"),
+                            ("/ui/css/console.css", "text/css"),
+                            ("/ui/favicon.svg", "image/svg+xml")):
+            r = c.call("GET", path, key=None)
+            eq(r.status, 200, "%s: GET %s" % (what, path))
+            eq((r.headers.get("Content-Type") or "").split(";")[0], ctype,
+               "%s: %s is %s" % (what, path, ctype))
+            eq(r.headers.get("Content-Security-Policy"), CSP, "%s: %s has the CSP" % (what, path))
+            eq(r.headers.get("X-Content-Type-Options"), "nosniff", "%s: %s nosniff" % (what, path))
+            ok((r.headers.get("Strict-Transport-Security") or "").startswith("max-age="),
+               "%s: %s keeps HSTS" % (what, path))
+        r = c.call("GET", "/ui", key=None)
+        eq((r.status, r.headers.get("Location", "").endswith("/ui/")), (301, True),
+           "%s: /ui redirects to /ui/" % what)
+        r = c.call("GET", "/ui/index.html", key=None)
+        ok(b"<script>" not in r.raw and b" style=" not in r.raw and b"<style" not in r.raw,
+           "%s: no inline script or style in index.html" % what)
+    finally:
+        c.close()
+
+
+def seed(stack, admin):
+    """Queues, values, windows, a lease; another tenant through the admin key."""
+    c = stack.client()
+    try:
+        for q, k in (("welcome", "1234"), ("welcome", "5678"), ("welcome", "9"),
+                     ("trial", "1234"), ("trial", "77")):
+            eq(c.call("POST", "/v1/queues/%s/enqueue" % q, body={"key": k}).get("enqueued"),
+               True, "seed: enqueue %s in %s" % (k, q))
+        eq(c.call("POST", "/v1/queues/welcome/claim",
+                  body={"key": "5678", "claimant": "trigger", "lease": 600}).get("claimed"),
+           True, "seed: lease 5678 in welcome")
+        eq(c.call("POST", "/v1/queues/trial/claim",
+                  body={"key": "1234", "claimant": "hourly"}).get("claimed"),
+           True, "seed: claim 1234 in trial")
+        for ns, k in (("leads", "a"), ("leads", "b"), ("plans", "x")):
+            eq(c.call("POST", "/v1/kv/%s/set" % ns, body={"key": k, "value": 1}).get("ok"),
+               True, "seed: set %s/%s" % (ns, k))
+        eq(c.call("POST", "/v1/once/forms", body={"id": "1234"}).get("first"), True,
+           "seed: once")
+        eq(c.call("POST", "/v1/queues/acme-only/enqueue", body={"key": "1"}, key=admin,
+                  headers={"X-Casq-Tenant": "acme"}).get("enqueued"), True,
+           "seed: enqueue in tenant acme")
+    finally:
+        c.close()
+
+
+def sign_in(b, key):
+    b.go("/ui/")
+    field = b.one("#key-input")
+    b.wait(lambda: field.is_displayed(), "the key form")
+    field.send_keys(key)
+    b.one("#key-form button[type=submit]").click()
+    b.wait(lambda: not b.one("#key-form").is_displayed(), "the key form going away")
+
+
+def check_overview(b, stack):
+    n = b.drawn("overview")
+    # What the page showed must be what the API says now (nothing changes
+    # meanwhile; the clock is far enough past the enqueues that the minute
+    # of "oldest ready" holds).
+    rows = b.rows("#queues")
+    want = []
+    for q in json.loads(api(stack, "/v1/queues").raw)["queues"]:
+        s = api(stack, "/v1/queues/" + q["queue"])
+        want.append([q["queue"], str(s.get("ready")), str(s.get("leased")),
+                     py_age(s.get("oldest_ready_age")) if s.get("oldest_ready_age") else "-"])
+    eq(rows, want, "overview: the queue table is /v1/queues with each queue's stats")
+    t = api(stack, "/v1/tenant")
+    shown = b.pairs("#tenant-counts")
+    eq(shown, {"queued items": str(t.get("items")), "values": str(t.get("values")),
+               "once-windows": str(t.get("windows")), "queues": str(t.get("queues")),
+               "namespaces": str(t.get("namespaces"))},
+       "overview: the tenant's counts are /v1/tenant's")
+    nrows = b.rows("#namespaces")
+    want = [[n["namespace"], str(n["keys"]), str(n["sets"]), str(n["incrs"]), str(n["deletes"])]
+            for n in json.loads(api(stack, "/v1/kv").raw)["namespaces"]]
+    eq(nrows, want, "overview: the namespace table is /v1/kv's")
+    # It refreshes by itself: a new enqueue shows up without a reload.
+    c = stack.client()
+    try:
+        c.call("POST", "/v1/queues/welcome/enqueue", body={"key": "new-one"})
+    finally:
+        c.close()
+    want_ready = str(api(stack, "/v1/queues/welcome").get("ready"))
+    b.drawn("overview", n)
+    b.wait(lambda: b.rows("#queues")[-1][1] == want_ready, "the refreshed ready count of welcome")
+    ok(True, "overview: refreshes by itself (welcome ready %s)" % want_ready)
+
+
+def check_queue_page(b, stack):
+    # By keyboard: focus the link (a redraw keeps the focus on it), Enter.
+    b.d.execute_script("[...document.querySelectorAll('#queues a')]"
+                       ".find(a => a.textContent === 'welcome').focus()")
+    b.d.switch_to.active_element.send_keys(Keys.ENTER)
+    b.drawn("queue")
+    ok(b.d.current_url.endswith("/ui/#/queue/welcome"), "Enter on the focused link opens the queue")
+    s = api(stack, "/v1/queues/welcome")
+    shown = {dd.get_attribute("data-counter"): dd.text for dd in b.css("#queue-stats dd")}
+    want = {k: str(s.get(k)) for k in shown}
+    ok(len(shown) == 9, "queue page: nine counters", repr(shown))
+    eq(shown, want, "queue page: the counters are the queue's stats")
+    b.one("#status-key").send_keys("5678")
+    b.one("#status-key").submit()
+    b.wait(lambda: b.css("#item-status"), "the item's status")
+    st = api(stack, "/v1/queues/welcome/status", {"key": "5678"})
+    shown = b.pairs("#item-status")
+    eq(shown.get("state"), st.get("state"), "queue page: the item's state is status's (leased)")
+    eq(shown.get("owner"), st.get("owner"), "queue page: the item's owner is status's")
+
+
+def check_lead(b, stack):
+    b.go("/ui/#/lead")
+    b.one("#lead-key").send_keys("1234")
+    b.one("#lead-key").submit()
+    b.drawn("lead")
+    rows = [r[:4] for r in b.rows("#lead-table")]
+    want = []
+    for q in ("trial", "welcome"):
+        s = api(stack, "/v1/queues/%s/status" % q, {"key": "1234"})
+        want.append([q, s.get("state"), str(s.get("attempts")), s.get("owner") or ""])
+    eq(rows, want, "lead lookup: 1234's state in every queue, as status says")
+
+
+def check_tenants(b, stack, admin):
+    b.one("#sign-out").click()
+    sign_in(b, admin)
+    b.drawn("overview")
+    inp = b.one("#tenant-input")
+    inp.clear()
+    inp.send_keys("acme")
+    inp.submit()
+    b.wait(lambda: [r[0] for r in b.rows("#queues")] == ["acme-only"],
+           "tenant acme's queues")
+    ok(True, "admin key: switching to tenant acme shows only acme's queue")
+    eq(b.d.execute_script("return sessionStorage.getItem('casq.tenant')"), "acme",
+       "the tenant is kept in sessionStorage")
+    b.shot("overview-admin")
+    inp = b.one("#tenant-input")
+    inp.clear()
+    inp.send_keys("default")
+    inp.submit()
+    b.wait(lambda: "welcome" in [r[0] for r in b.rows("#queues")],
+           "tenant default's queues again")
+    b.one("#sign-out").click()
+    sign_in(b, stack.key)
+    b.drawn("overview")
+    eq(b.css("#tenant-input"), [], "a write key gets no tenant switcher")
+    eq(b.text("#tenant-name"), "default", "a write key sees its tenant's name")
+
+
+# Each case: the form's fields, the sample value of each token, what to
+# check after the first call (the operation happened), and whether the
+# same call again loses. Run in this order: they build on each other.
+CASES = [
+    ("enqueue", "json", {"name": "builder", "key": "{{lead.Id}}"},
+     {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: add"},
+     ("/v1/queues/builder/status", {"key": "4242"}, "state", "ready"), True),
+    ("claim", "json", {"name": "builder", "key": "{{lead.Id}}", "lease": "600"},
+     {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: claim"},
+     ("/v1/queues/builder/status", {"key": "4242"}, "owner", "Welcome: claim"), True),
+    ("ack", "json", {"name": "builder", "key": "{{lead.Id}}"},
+     {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: send"},
+     ("/v1/queues/builder/status", {"key": "4242"}, "state", "claimed"), True),
+    ("enqueue", "form", {"name": "builder", "key": "{{lead.Email Address}}"},
+     {"{{lead.Email Address}}": "jo+x&y@example.com", "{{campaign.name}}": "Welcome: add"},
+     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "ready"), True),
+    ("pop", "json", {"name": "builder", "lease": "300"},
+     {"{{campaign.name}}": "Welcome: claim"},
+     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "leased"), True),
+    ("release", "form", {"name": "builder", "key": "{{lead.Email Address}}"},
+     {"{{lead.Email Address}}": "jo+x&y@example.com", "{{campaign.name}}": "Welcome: send"},
+     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "ready"), True),
+    ("kv_set", "json", {"name": "emails", "key": "{{lead.Id}}", "value": "{{lead.Email Address}}"},
+     {"{{lead.Id}}": "4242", "{{lead.Email Address}}": "jo@example.com",
+      "{{campaign.name}}": "c"},
+     ("/v1/kv/emails/get", {"key": "4242"}, "value", "jo@example.com"), False),
+    ("kv_incr", "json", {"name": "assign", "key": "owners", "mod": "3"},
+     {"{{campaign.name}}": "c"},
+     ("/v1/kv/assign/get", {"key": "owners"}, "value", 1), False),
+    ("once", "form", {"name": "forms", "id": "{{lead.Id}}-webinar"},
+     {"{{lead.Id}}": "4242", "{{campaign.name}}": "c"},
+     ("/v1/once/forms", None, None, None), True),
+]
+
+
+def fill_builder(b, action, encoding, fields, works=True):
+    """Fill the builder's form by keyboard and read what it generated."""
+    Select(b.one("#b-action")).select_by_value(action)
+    b.wait(lambda: b.css("#b-name"), "the builder's fields")
+    for name, value in fields.items():
+        e = b.one("#b-" + name)
+        # Select all and delete, as a user would: clear() sends no input event.
+        e.send_keys(Keys.CONTROL, "a")
+        e.send_keys(Keys.DELETE)
+        if value:
+            e.send_keys(value)
+    b.one("input[name=encoding][value=%s]" % encoding).click()
+    if not works:
+        return b.wait(lambda: b.css("#builder-errors"), "the builder's errors")[0].text
+    b.wait(lambda: b.css("#b-template"), "a template")
+    return {
+        "url": b.text("#b-url"), "method": b.text("#b-method"),
+        "encoding": b.text("#b-encoding"), "template": b.text("#b-template"),
+        "response_type": b.text("#b-response-type"),
+        "header_name": b.text("#b-header-name"), "header_value": b.text("#b-header-value"),
+        "win": b.text("#b-win"), "lose": b.css("#b-lose")[0].text if b.css("#b-lose") else None,
+    }
+
+
+SAMPLES = {"{{lead.Id}}": "1234", "{{lead.Email Address}}": "jo+x&y \"z\"@example.com",
+           "{{campaign.name}}": "Welcome: claim"}
+
+
+def check_builder_module(b):
+    """builder.js on its own (no DOM), as the page imports it: every action
+    in both encodings gives a template whose body, once Marketo has put
+    the samples in, is well-formed and carries the action's parameters."""
+    got = b.d.execute_async_script("""
+        const [samples, done] = arguments;
+        import("/ui/js/builder.js").then((m) => {
+            const out = {};
+            for (const action of Object.keys(m.ACTIONS))
+                for (const encoding of ["json", "form"]) {
+                    const built = m.build({ action, encoding, base: "https://casq.example.com",
+                        name: "q", key: "{{lead.Id}}", id: "{{lead.Id}}", bind: "{{lead.Id}}",
+                        claimant: "Welcome: claim", value: "{{lead.Email Address}}",
+                        payload: "{{lead.Email Address}}", lease: "600", label: true });
+                    out[action + " " + encoding] = { built, params: m.ACTIONS[action].params,
+                        body: built.errors.length ? null : m.render(built.template, built.encoding, samples) };
+                }
+            done(out);
+        }, (e) => done(String(e)));""", SAMPLES)
+    ok(isinstance(got, dict), "builder.js imports and runs on its own", repr(got)[:200])
+    eq(sorted({k.split()[0] for k in got}),
+       sorted(["enqueue", "claim", "pop", "ack", "release", "kv_set", "kv_incr", "once"]),
+       "builder.js: the eight actions")
+    bad = []
+    for name, r in sorted(got.items()):
+        hook, enc = r["built"], name.split()[1]
+        if hook["errors"]:
+            bad.append((name, hook["errors"]))
+            continue
+        if r["body"] != marketo_body(hook["template"], hook["encoding"], SAMPLES):
+            bad.append((name, "render() is not what Marketo sends", r["body"]))
+            continue
+        if enc == "json":
+            sent = json.loads(r["body"])
+        else:
+            sent = {k: v[0] for k, v in urllib.parse.parse_qs(r["body"], strict_parsing=True).items()}
+        want = [p for p in r["params"] if p not in ("delay", "ttl", "by", "mod")
+                and not (p == "lease" and name.startswith(("ack", "release")))] + ["x_campaign"]
+        if sorted(sent) != sorted(want):
+            bad.append((name, sorted(sent), sorted(want)))
+        elif any(str(v) not in SAMPLES.values() and str(v) != "600"
+                 and str(v) != "Welcome: claim" for v in sent.values()):
+            bad.append((name, "a value is not a sample", sent))
+    eq(bad, [], "builder.js: every action and encoding makes a body Marketo can send "
+       "(JSON parses, forms decode) with exactly the action's parameters")
+
+
+def check_builder(b, stack):
+    check_builder_module(b)
+    b.go("/ui/#/builder")
+    b.wait(lambda: b.css("#b-template"), "the builder")
+    b.labelled("builder")
+    b.shot("builder")
+    for action, encoding, fields, values, (path, params, field, want), loses in CASES:
+        hook = fill_builder(b, action, encoding, fields)
+        what = "builder %s (%s)" % (action, hook["encoding"])
+        comment("%s: %s %s" % (what, hook["url"], hook["template"]))
+        eq((hook["method"], hook["response_type"], hook["header_name"]),
+           ("POST", "JSON", "Authorization"), what + ": POST, JSON answers, the key's header")
+        eq(hook["encoding"], {"json": "JSON", "form": "Form/Url"}[encoding], what + ": encoding")
+        ok("{{campaign.name}}" in hook["template"] and "x_campaign" in hook["template"],
+           what + ": the template labels the call with its campaign")
+        r = marketo_call(stack, hook, values, stack.key)
+        comment("answer: %s %s %s" % (r.status, r.reason, r.raw.decode().strip()))
+        eq(r.status, 200, what + ": answered 200")
+        text = r.raw.decode()
+        ok(text.startswith(hook["win"]), what + ": the win constraint matches the answer",
+           "%r does not start with %r" % (text, hook["win"]))
+        if path:
+            if params is None:
+                # once has no read route: a second call counts 2
+                pass
+            else:
+                got = api(stack, path, params).get(field)
+                eq(got, want, what + ": it did what it says (%s %s)" % (path, field))
+        if loses:
+            r2 = marketo_call(stack, hook, values, stack.key)
+            text2 = r2.raw.decode()
+            ok(hook["lose"] is not None and text2.startswith(hook["lose"])
+               and hook["win"] not in text2,
+               what + ": the same call again takes the lose branch", text2)
+            if action == "once":
+                eq(json.loads(text2).get("count"), 2, what + ": the window counts the repeat")
+    # "Try it" sends the very call and names the branch: a claim of 77 in
+    # trial (queued by seed) wins, the second loses.
+    hook = fill_builder(b, "claim", "json", {"name": "trial", "key": "{{lead.Id}}", "lease": ""})
+    sample = b.one("#try-form input[data-token='{{lead.Id}}']")
+    sample.clear()
+    sample.send_keys("77")
+    for n, want in ((1, "win"), (2, "lose")):
+        b.one("#try-form button[type=submit]").click()
+        b.wait(lambda: b.css("#try-branch"), "the answer of Try it")
+        eq(b.text("#try-branch"), want, "Try it %d: the claim takes the %s branch" % (n, want))
+        answer = b.text("#try-answer")
+        ok(answer.startswith(hook["win"] if want == "win" else hook["lose"]),
+           "Try it %d: the answer shown is casq's" % n, answer)
+        eq(b.text("#try-sent"), marketo_body(hook["template"], "JSON",
+                                             {"{{lead.Id}}": "77",
+                                              "{{campaign.name}}": "Welcome: claim"}),
+           "Try it %d: it sent what Marketo would" % n)
+        if n == 1:
+            b.shot("builder-try")
+            b.d.execute_script("document.getElementById('try-out').replaceChildren()")
+    eq(api(stack, "/v1/queues/trial/status", {"key": "77"}).get("state"), "claimed",
+       "Try it really claimed 77")
+    # A choice that cannot work says why instead of giving a template.
+    errors = fill_builder(b, "once", "json", {"name": "forms", "id": "{{lead.Id}}-webinar"},
+                          works=False)
+    ok("Form/Url" in errors,
+       "builder: JSON with a token joined to text is refused, pointing to Form/Url")
+
+
+def main():
+    chromium, driver = find_browser()
+    if webdriver is None or not chromium or not driver:
+        skip_all("chromium, chromedriver or python3-selenium missing "
+                 "(Debian: apt-get install chromium chromium-driver python3-selenium; "
+                 "script/test installs them)")
+    with Stack(workers=1, test_clock=True) as stack:
+        admin = stack.add_key("ops", "--tenant", "ops", "--scope", "admin")
+        check_serving(stack, "development nginx")
+        seed(stack, admin)
+        # Far enough after the enqueues that the minute of "oldest ready"
+        # cannot change between the API's answer and the page's.
+        stack.advance(3600)
+        b = Browser(stack, stack.tmp)
+        try:
+            b.go("/ui/")
+            b.wait(lambda: b.one("#key-form").is_displayed(), "the key form")
+            b.labelled("key form")
+            b.shot("sign-in")
+            sign_in(b, stack.key)
+            eq(b.d.execute_script("return sessionStorage.getItem('casq.key')"), stack.key,
+               "the key is kept in sessionStorage")
+            check_overview(b, stack)
+            b.shot("overview")
+            check_queue_page(b, stack)
+            b.labelled("queue page")
+            b.shot("queue")
+            check_lead(b, stack)
+            b.labelled("lead lookup")
+            b.shot("lead")
+            check_tenants(b, stack, admin)
+            check_builder(b, stack)
+            errs = b.errors()
+            eq(errs, [], "no console errors or CSP violations in the whole session")
+            ok(stack.key not in b.d.current_url, "the key is not in the page's URL")
+        finally:
+            b.close()
+        with open(os.path.join(stack.tmp, "nginx", "access.log"), errors="replace") as f:
+            log = f.read()
+        ok("/ui/" in log and stack.key not in log and admin not in log,
+           "no key in any URL nginx logged")
+    with Stack(workers=1, site=True) as stack:
+        check_serving(stack, "production site")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,63 @@
+// view_overview.js - the tenant at a glance: its queues with ready,
+// leased and the age of the oldest ready item, its kv namespaces and
+// its counts; drawn again every few seconds while it is shown.
+
+import { get, allQueues } from "./api.js";
+import { el, table, age, errorBox } from "./dom.js";
+
+// Often enough to watch a campaign drain a queue; each refresh is one
+// read per queue.
+const REFRESH_MS = 5000;
+
+async function draw(root, me) {
+	const [tenant, queues, spaces] = await Promise.all([
+		get("/v1/tenant"), allQueues(), get("/v1/kv")]);
+	const stats = await Promise.all(queues.map((q) =>
+		get("/v1/queues/" + encodeURIComponent(q.queue))));
+	const counts = el("dl", { class: "counts", id: "tenant-counts" },
+		[["queued items", tenant.items], ["values", tenant.values],
+		 ["once-windows", tenant.windows], ["queues", tenant.queues],
+		 ["namespaces", tenant.namespaces]]
+			.concat(tenant.max_items ? [["quota (max_items)", tenant.max_items]] : [])
+			.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v)))));
+	const qt = queues.length === 0
+		? el("p", { id: "no-queues" }, "No queue yet: the first enqueue creates one.")
+		: table("Queues", ["queue", "ready", "leased", "oldest ready"],
+			stats.map((s) => [
+				el("a", { href: "#/queue/" + encodeURIComponent(s.queue) }, s.queue),
+				String(s.ready), String(s.leased),
+				s.oldest_ready_age ? age(s.oldest_ready_age) : "-"]),
+			{ id: "queues" });
+	const nt = spaces.namespaces.length === 0
+		? el("p", { id: "no-namespaces" }, "No kv namespace yet.")
+		: table("kv namespaces", ["namespace", "keys", "sets", "incrs", "deletes"],
+			spaces.namespaces.map((n) => [n.namespace, String(n.keys), String(n.sets),
+				String(n.incrs), String(n.deletes)]),
+			{ id: "namespaces" });
+	// A refresh must not take the keyboard focus away from a link.
+	const focused = root.contains(document.activeElement)
+		? document.activeElement.getAttribute("href") : null;
+	root.replaceChildren(
+		el("h1", {}, "Overview of tenant ", el("span", { class: "name" }, tenant.tenant)),
+		counts, qt, nt,
+		el("p", { class: "updated", id: "updated" }, "updated " + new Date().toLocaleTimeString()));
+	if (focused) {
+		const a = root.querySelector('a[href="' + CSS.escape(focused) + '"]');
+		if (a) a.focus();
+	}
+}
+
+export function show(root, { me }) {
+	let timer = null, live = true, n = 0;
+	const tick = async () => {
+		try {
+			await draw(root, me);
+		} catch (e) {
+			root.replaceChildren(el("h1", {}, "Overview"), errorBox(e));
+		}
+		root.dataset.drawn = String(++n);	// for tests: a complete drawing
+		if (live) timer = setTimeout(tick, REFRESH_MS);
+	};
+	tick();
+	return () => { live = false; clearTimeout(timer); };
+}
