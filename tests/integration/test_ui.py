@@ -142,6 +142,15 @@ class Browser:
             "const o = {}; for (const d of document.querySelectorAll(arguments[0] + ' > div'))"
             " o[d.querySelector('dt').innerText] = d.querySelector('dd').innerText; return o;", sel)
 
+    def drawn_el(self, sel, after=0):
+        """Wait until the element sel (a part a view draws again) finished
+        drawing more than after times; return the count."""
+        def n():
+            els = self.css(sel)
+            v = els[0].get_attribute("data-drawn") if els else None
+            return int(v) if v and int(v) > after else None
+        return self.wait(n, "%s drawn" % sel)
+
     def drawn(self, view, after=0):
         """Wait until view (its root #view-NAME) finished drawing more than
         after times; return the count."""
@@ -277,8 +286,13 @@ def seed(stack, admin):
     try:
         for q, k in (("welcome", "1234"), ("welcome", "5678"), ("welcome", "9"),
                      ("trial", "1234"), ("trial", "77")):
-            eq(c.call("POST", "/v1/queues/%s/enqueue" % q, body={"key": k}).get("enqueued"),
+            eq(c.call("POST", "/v1/queues/%s/enqueue" % q,
+                      body={"key": k, "x_campaign": "Seed: " + q}).get("enqueued"),
                True, "seed: enqueue %s in %s" % (k, q))
+        # more than a page of the queue page's items (50)
+        bulk = [c.call("POST", "/v1/queues/welcome/enqueue", body={"key": "p%03d" % i}).status
+                for i in range(55)]
+        eq(bulk, [200] * 55, "seed: 55 more items in welcome")
         eq(c.call("POST", "/v1/queues/welcome/claim",
                   body={"key": "5678", "claimant": "trigger", "lease": 600}).get("claimed"),
            True, "seed: lease 5678 in welcome")
@@ -359,6 +373,32 @@ def check_queue_page(b, stack):
     shown = b.pairs("#item-status")
     eq(shown.get("state"), st.get("state"), "queue page: the item's state is status's (leased)")
     eq(shown.get("owner"), st.get("owner"), "queue page: the item's owner is status's")
+    # Items, a page at a time: the pages together are /items' pages.
+    seen, n, pages = [], 0, 0
+    while True:
+        n = b.drawn_el("#items-out", n)
+        rows = b.rows("#items")
+        seen += [r[0] for r in rows]
+        pages += 1
+        if not b.css("#items-next"):
+            break
+        b.one("#items-next").click()
+    want, after = [], None
+    while True:
+        p = json.loads(api(stack, "/v1/queues/welcome/items",
+                           dict({"state": "ready", "limit": 1000},
+                                **({"after": after} if after else {}))).raw)
+        want += [i["key"] for i in p["items"]]
+        after = p.get("next")
+        if not after:
+            break
+    eq(seen, want, "queue page: the ready items, page by page, are /items' (%d pages)" % pages)
+    ok(pages >= 2, "queue page: more than 50 ready items take more than one page")
+    Select(b.one("#items-state")).select_by_value("leased")
+    b.drawn_el("#items-out", n)
+    leased = json.loads(api(stack, "/v1/queues/welcome/items", {"state": "leased"}).raw)["items"]
+    eq(b.rows("#items"), [[i["key"], str(i["attempts"]), i.get("since", "")] for i in leased],
+       "queue page: the leased items are /items' (5678)")
 
 
 def check_lead(b, stack):
@@ -372,6 +412,24 @@ def check_lead(b, stack):
         s = api(stack, "/v1/queues/%s/status" % q, {"key": "1234"})
         want.append([q, s.get("state"), str(s.get("attempts")), s.get("owner") or ""])
     eq(rows, want, "lead lookup: 1234's state in every queue, as status says")
+    check_timeline(b, stack, "1234")
+    text = b.text("#lead-timeline")
+    ok("by hourly" in text and "x_campaign Seed: trial" in text,
+       "lead lookup: the timeline says who claimed 1234 and which campaign queued it", text)
+
+
+def timeline(b):
+    return b.d.execute_script(
+        "return [...document.querySelectorAll('#lead-timeline li')]"
+        ".map(li => [li.dataset.at, li.dataset.queue, li.dataset.event])")
+
+
+def check_timeline(b, stack, key):
+    """The page's timeline is /v1/history's events, in order."""
+    events = json.loads(api(stack, "/v1/history", {"key": key, "limit": 1000}).raw)["events"]
+    eq(timeline(b), [[e["at"], e["queue"], e["event"]] for e in events],
+       "lead lookup: %s's timeline is /v1/history's %d events" % (key, len(events)))
+    return events
 
 
 def check_tenants(b, stack, admin):
@@ -570,6 +628,17 @@ def check_builder(b, stack):
     eq(api(stack, "/v1/queues/trial/status", {"key": "77"}).get("state"), "claimed",
        "Try it really claimed 77")
     # A choice that cannot work says why instead of giving a template.
+    # The lead lookup shows what the builder's calls did with 4242, each
+    # labelled with its campaign (the x_campaign the templates send).
+    b.go("/ui/#/lead/4242")
+    b.drawn("lead")
+    events = check_timeline(b, stack, "4242")
+    eq([(e["event"], e.get("claimant"), e.get("x_campaign")) for e in events],
+       [("enqueued", None, "Welcome: add"), ("claimed", "Welcome: claim", "Welcome: claim"),
+        ("acked", "Welcome: claim", "Welcome: send")],
+       "lead lookup: the builder's enqueue, claim and ack of 4242, by their campaigns")
+    b.shot("lead-timeline")
+    b.go("/ui/#/builder")
     errors = fill_builder(b, "once", "json", {"name": "forms", "id": "{{lead.Id}}-webinar"},
                           works=False)
     ok("Form/Url" in errors,
