@@ -110,11 +110,11 @@ class Browser:
     def go(self, path):
         self.d.get(self.base + path)
 
-    def wait(self, cond, what):
+    def wait(self, cond, what, poll=0.05):
         try:
             # The overview redraws itself: an element found a moment ago
             # may be gone, so look again.
-            return WebDriverWait(self.d, WAIT_S, poll_frequency=0.05,
+            return WebDriverWait(self.d, WAIT_S, poll_frequency=poll,
                                  ignored_exceptions=(StaleElementReferenceException,)
                                  ).until(lambda d: cond())
         except Exception:
@@ -352,6 +352,48 @@ def check_overview(b, stack):
     b.drawn("overview", n)
     b.wait(lambda: b.rows("#queues")[-1][1] == want_ready, "the refreshed ready count of welcome")
     ok(True, "overview: refreshes by itself (welcome ready %s)" % want_ready)
+
+
+def api_service(stack):
+    """view_overview.js's service box, from /metrics as Python reads it."""
+    c = stack.client()
+    try:
+        text = c.call("GET", "/metrics").raw.decode()
+    finally:
+        c.close()
+    v = {}
+    for line in text.splitlines():
+        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
+        if m:
+            v.setdefault(m.group(1), []).append((dict(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")),
+                                                 float(m.group(3))))
+
+    def one(n):
+        return v.get(n, [({}, 0)])[0][1]
+
+    def answered(first):
+        return int(sum(x for lab, x in v.get("casq_requests_total", []) if lab["code"].startswith(first)))
+    size = one("casq_lmdb_map_size_bytes")
+    in_use = one("casq_lmdb_map_used_bytes") - one("casq_lmdb_map_free_bytes")
+    return {"database in use": "%.1f MB of %.1f MB (%d%%)" % (in_use / 1048576, size / 1048576,
+                                                            int(100 * in_use / size + 0.5)),
+            "refused (4xx) since start": str(answered("4")),
+            "failed (5xx) since start": str(answered("5")),
+            "workers": str(int(one("casq_workers"))),
+            "worker restarts": str(int(one("casq_worker_restarts_total")))}
+
+
+def check_service(b, stack):
+    last = []
+
+    def same():
+        last[:] = [b.pairs("#service"), api_service(stack)]
+        return last[0] == last[1]
+    try:
+        b.wait(same, "the service box as /metrics has it", poll=0.5)
+    except RuntimeError:
+        pass
+    eq(last[0], last[1], "overview: the service box (database, errors, workers) is /metrics'")
 
 
 def check_queue_page(b, stack):
@@ -668,6 +710,7 @@ def main():
             eq(b.d.execute_script("return sessionStorage.getItem('casq.key')"), stack.key,
                "the key is kept in sessionStorage")
             check_overview(b, stack)
+            check_service(b, stack)
             b.shot("overview")
             check_queue_page(b, stack)
             b.labelled("queue page")

@@ -1,17 +1,52 @@
 // view_overview.js - the tenant at a glance: its queues with ready,
-// leased and the age of the oldest ready item, its kv namespaces and
-// its counts; drawn again every few seconds while it is shown.
+// leased and the age of the oldest ready item, its kv namespaces, its
+// counts, and the service's health from /metrics; drawn again every few
+// seconds while it is shown.
 
-import { get, allQueues } from "./api.js";
+import { get, send, allQueues } from "./api.js";
 import { el, table, age, errorBox } from "./dom.js";
+
+// The samples of Prometheus text (/metrics): [{name, labels, value}].
+function promSamples(text) {
+	const out = [];
+	for (const line of text.split("\n")) {
+		const m = line.match(/^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/);
+		if (!m) continue;
+		const labels = {};
+		for (const l of (m[2] || "").matchAll(/([a-z_]+)="([^"]*)"/g)) labels[l[1]] = l[2];
+		out.push({ name: m[1], labels, value: Number(m[3]) });
+	}
+	return out;
+}
+
+// The service's health in a few numbers: how full the database is (507
+// Storage Full comes near 90%), the errors answered since casqd started,
+// its workers.
+function service(text) {
+	const samples = promSamples(text);
+	const one = (n) => (samples.find((x) => x.name === n) || { value: 0 }).value;
+	const answered = (first) => samples.filter((x) => x.name === "casq_requests_total" &&
+		x.labels.code.startsWith(first)).reduce((a, x) => a + x.value, 0);
+	const size = one("casq_lmdb_map_size_bytes");
+	const inUse = one("casq_lmdb_map_used_bytes") - one("casq_lmdb_map_free_bytes");
+	const mb = (b) => (b / 1048576).toFixed(1) + " MB";
+	return el("dl", { class: "counts", id: "service" },
+		[["database in use", mb(inUse) + " of " + mb(size) + " (" +
+			Math.round(100 * inUse / size) + "%)"],
+		 ["refused (4xx) since start", String(answered("4"))],
+		 ["failed (5xx) since start", String(answered("5"))],
+		 ["workers", String(one("casq_workers"))],
+		 ["worker restarts", String(one("casq_worker_restarts_total"))]]
+			.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+}
 
 // Often enough to watch a campaign drain a queue; each refresh is one
 // read per queue.
 const REFRESH_MS = 5000;
 
 async function draw(root, me) {
-	const [tenant, queues, spaces] = await Promise.all([
-		get("/v1/tenant"), allQueues(), get("/v1/kv")]);
+	const [tenant, queues, spaces, metrics] = await Promise.all([
+		get("/v1/tenant"), allQueues(), get("/v1/kv"), send("/metrics")]);
 	const stats = await Promise.all(queues.map((q) =>
 		get("/v1/queues/" + encodeURIComponent(q.queue))));
 	const counts = el("dl", { class: "counts", id: "tenant-counts" },
@@ -39,7 +74,9 @@ async function draw(root, me) {
 		? document.activeElement.getAttribute("href") : null;
 	root.replaceChildren(
 		el("h1", {}, "Overview of tenant ", el("span", { class: "name" }, tenant.tenant)),
-		counts, qt, nt,
+		counts, qt, nt, el("h2", {}, "Service"),
+		metrics.status === 200 ? service(metrics.text) : el("p", { class: "error" },
+			"/metrics answered " + metrics.status + " " + metrics.statusText),
 		el("p", { class: "updated", id: "updated" }, "updated " + new Date().toLocaleTimeString()));
 	if (focused) {
 		const a = root.querySelector('a[href="' + CSS.escape(focused) + '"]');
