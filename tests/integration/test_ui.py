@@ -307,6 +307,29 @@ def seed(stack, admin):
         eq(c.call("POST", "/v1/queues/acme-only/enqueue", body={"key": "1"}, key=admin,
                   headers={"X-Casq-Tenant": "acme"}).get("enqueued"), True,
            "seed: enqueue in tenant acme")
+        # coupon codes for the bound pop
+        for code in ("C1", "C2", "C3"):
+            c.call("POST", "/v1/queues/coupons/enqueue", body={"key": code})
+        # dead letters: one attempt allowed, each item claimed and released
+        eq(c.call("POST", "/v1/queues/dl/config", body={"max_attempts": 1}).get("max_attempts"),
+           1, "seed: dl allows one attempt")
+        for k in ("d1", "d2", "d3"):
+            c.call("POST", "/v1/queues/dl/enqueue", body={"key": k})
+            c.call("POST", "/v1/queues/dl/claim", body={"key": k, "claimant": "w", "lease": 60})
+            eq(c.call("POST", "/v1/queues/dl/release", body={"key": k, "claimant": "w"})
+               .get("state"), "dead", "seed: %s is dead after its one attempt" % k)
+    finally:
+        c.close()
+
+
+def seed_claims(stack):
+    """Claims in the last hour (after the clock moved on), for the charts."""
+    c = stack.client()
+    try:
+        for k in ("h1", "h2", "h3"):
+            c.call("POST", "/v1/queues/hot/enqueue", body={"key": k})
+        eq([c.call("POST", "/v1/queues/hot/pop", body={"claimant": "p"}).get("claimed")
+            for _ in range(3)], [True] * 3, "seed: three pops in hot")
     finally:
         c.close()
 
@@ -320,18 +343,42 @@ def sign_in(b, key):
     b.wait(lambda: not b.one("#key-form").is_displayed(), "the key form going away")
 
 
-def check_overview(b, stack):
-    n = b.drawn("overview")
-    # What the page showed must be what the API says now (nothing changes
-    # meanwhile; the clock is far enough past the enqueues that the minute
-    # of "oldest ready" holds).
-    rows = b.rows("#queues")
+def overview_rows(b):
+    """The queue table, and each row's chart data, in one read."""
+    return b.d.execute_script(
+        "return [...document.querySelectorAll('#queues tbody tr')].map(tr =>"
+        " [...tr.querySelectorAll('th, td')].map(c => c.innerText.trim())"
+        ".concat([tr.querySelector('svg').dataset.counts]))")
+
+
+def api_overview(stack):
     want = []
     for q in json.loads(api(stack, "/v1/queues").raw)["queues"]:
         s = api(stack, "/v1/queues/" + q["queue"])
-        want.append([q["queue"], str(s.get("ready")), str(s.get("leased")),
-                     py_age(s.get("oldest_ready_age")) if s.get("oldest_ready_age") else "-"])
-    eq(rows, want, "overview: the queue table is /v1/queues with each queue's stats")
+        cpm = s.get("claims_per_minute")
+        want.append([q["queue"], str(s.get("ready")), str(s.get("leased")), str(s.get("dead")),
+                     py_age(s.get("oldest_ready_age")) if s.get("oldest_ready_age") else "-",
+                     str(sum(cpm)), ",".join(map(str, cpm))])
+    return want
+
+
+def check_overview(b, stack):
+    n = b.drawn("overview")
+    # What the page shows must be what the API says. Ages and the minutes
+    # of the charts move on while the test reads both, so wait (the page
+    # redraws every 5 s) until one read of each agrees.
+    last = []
+
+    def same():
+        last[:] = [overview_rows(b), api_overview(stack)]
+        return last[0] == last[1]
+    try:
+        b.wait(same, "the queue table as the API has it", poll=0.5)
+    except RuntimeError:
+        pass
+    eq(last[0], last[1], "overview: the queue table (ready, leased, dead, oldest ready, claims "
+       "per minute) is /v1/queues with each queue's stats")
+    ok(any(r[5] == "3" for r in last[0]), "overview: hot's three pops are in its chart")
     t = api(stack, "/v1/tenant")
     shown = b.pairs("#tenant-counts")
     eq(shown, {"queued items": str(t.get("items")), "values": str(t.get("values")),
@@ -350,7 +397,8 @@ def check_overview(b, stack):
         c.close()
     want_ready = str(api(stack, "/v1/queues/welcome").get("ready"))
     b.drawn("overview", n)
-    b.wait(lambda: b.rows("#queues")[-1][1] == want_ready, "the refreshed ready count of welcome")
+    b.wait(lambda: [r[1] for r in b.rows("#queues") if r[0] == "welcome"] == [want_ready],
+           "the refreshed ready count of welcome")
     ok(True, "overview: refreshes by itself (welcome ready %s)" % want_ready)
 
 
@@ -406,7 +454,7 @@ def check_queue_page(b, stack):
     s = api(stack, "/v1/queues/welcome")
     shown = {dd.get_attribute("data-counter"): dd.text for dd in b.css("#queue-stats dd")}
     want = {k: str(s.get(k)) for k in shown}
-    ok(len(shown) == 9, "queue page: nine counters", repr(shown))
+    ok(len(shown) == 11, "queue page: eleven counters", repr(shown))
     eq(shown, want, "queue page: the counters are the queue's stats")
     b.one("#status-key").send_keys("5678")
     b.one("#status-key").submit()
@@ -441,6 +489,77 @@ def check_queue_page(b, stack):
     leased = json.loads(api(stack, "/v1/queues/welcome/items", {"state": "leased"}).raw)["items"]
     eq(b.rows("#items"), [[i["key"], str(i["attempts"]), i.get("since", "")] for i in leased],
        "queue page: the leased items are /items' (5678)")
+
+
+def check_read_key(b, stack, ro):
+    """A read key sees the dead letters and settings, and no button that
+    would change them."""
+    b.one("#sign-out").click()
+    sign_in(b, ro)
+    b.go("/ui/#/queue/dl")
+    b.drawn("queue")
+    b.wait(lambda: b.css("#config-form"), "the settings")
+    eq(b.text("#dead-count").split(" ")[0], "3", "read key: the queue page shows dl's 3 dead items")
+    eq((b.css("#redrive-all"), b.css("#redrive-one"), b.css("#config-save")), ([], [], []),
+       "read key: no redrive and no save button")
+    ok(all(not i.is_enabled() for i in b.css("#config-form input")),
+       "read key: the settings cannot be edited")
+    b.one("#sign-out").click()
+    sign_in(b, stack.key)
+
+
+def check_dead(b, stack):
+    """Redrive one, then all, each after its confirmation; edit settings."""
+    b.go("/ui/#/queue/dl")
+    n = b.drawn("queue")
+    st = api(stack, "/v1/queues/dl")
+    eq(b.text("#dead-count").split(" ")[0], str(st.get("dead")), "queue page: dl's dead count")
+    b.one("#redrive-key").send_keys("d1")
+    b.one("#redrive-one").click()
+    eq(api(stack, "/v1/queues/dl/status", {"key": "d1"}).get("state"), "dead",
+       "redrive one: nothing happens before the confirmation")
+    b.shot("queue-redrive-confirm")
+    b.one("#confirm-yes").click()
+    n = b.drawn("queue", n)
+    b.wait(lambda: "d1 redriven" in b.text("#redrive-result"), "the redrive's result")
+    r = api(stack, "/v1/queues/dl/status", {"key": "d1"})
+    eq((r.get("state"), r.get("attempts")), ("ready", 0), "redrive one: d1 is ready, attempts reset")
+    # The dead items' list: /items' dead page, each row with its redrive.
+    m = b.drawn_el("#items-out")
+    Select(b.one("#items-state")).select_by_value("dead")
+    m = b.drawn_el("#items-out", m)
+    dead = json.loads(api(stack, "/v1/queues/dl/items", {"state": "dead"}).raw)["items"]
+    eq([r[:3] for r in b.rows("#items")], [[i["key"], str(i["attempts"]), i.get("since", "")]
+                                          for i in dead],
+       "queue page: the dead items are /items' dead page (d2, d3)")
+    b.one("#items button[data-key=d2]").click()
+    b.one("#confirm-yes").click()
+    n = b.drawn("queue", n)
+    b.wait(lambda: "d2 redriven" in b.text("#redrive-result"), "the row's redrive result")
+    eq(api(stack, "/v1/queues/dl/status", {"key": "d2"}).get("state"), "ready",
+       "redrive from the dead items' list: d2 is ready")
+    b.drawn_el("#items-out", m)
+    b.one("#redrive-all").click()
+    b.one("#confirm-yes").click()
+    n = b.drawn("queue", n)
+    b.wait(lambda: "1 redriven" in b.text("#redrive-result"), "redrive all's result")
+    eq(api(stack, "/v1/queues/dl").get("dead"), 0, "redrive all: no dead item left")
+    eq(b.text("#dead-count").split(" ")[0], "0", "the page shows 0 dead")
+    eq(b.css("#redrive-all"), [], "no redrive button without dead items")
+    # settings
+    for k, v in (("lease", "30"), ("max_attempts", "3"), ("bind_days", "7")):
+        e = b.one("#config-" + k)
+        e.send_keys(Keys.CONTROL, "a")
+        e.send_keys(Keys.DELETE)
+        e.send_keys(v)
+    b.one("#config-save").click()
+    b.wait(lambda: b.text("#config-result").startswith("Saved"), "the settings saved")
+    c = json.loads(api(stack, "/v1/queues/dl/config").raw)
+    eq((c.get("lease"), c.get("max_attempts"), c.get("bind_days")), (30, 3, 7),
+       "settings: saved through /config")
+    b.drawn("queue", n)
+    eq(b.text("#dead-count").split(":")[1].strip(), "an item dies after 3 attempts.",
+       "the page shows the new max_attempts")
 
 
 def check_lead(b, stack):
@@ -502,37 +621,54 @@ def check_tenants(b, stack, admin):
 
 
 # Each case: the form's fields, the sample value of each token, what to
-# check after the first call (the operation happened), and whether the
-# same call again loses. Run in this order: they build on each other.
+# check after the first call (the operation happened: a read route's
+# field, or a function of the answer), and what the same call again
+# answers: "lose", "same" (a win again: bound pop) or None (not checked).
+# Run in this order: they build on each other.
+def status_of(queue, key, field):
+    return lambda stack, answer: api(stack, "/v1/queues/%s/status" % queue, {"key": key}).get(field)
+
+
+def value_of(ns, key):
+    return lambda stack, answer: api(stack, "/v1/kv/%s/get" % ns, {"key": key}).get("value")
+
+
+def bound_to(stack, answer):
+    return api(stack, "/v1/queues/coupons/status", {"key": answer.get("key")}).get("bound_to")
+
+
 CASES = [
     ("enqueue", "json", {"name": "builder", "key": "{{lead.Id}}"},
      {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: add"},
-     ("/v1/queues/builder/status", {"key": "4242"}, "state", "ready"), True),
+     (status_of("builder", "4242", "state"), "ready"), "lose"),
     ("claim", "json", {"name": "builder", "key": "{{lead.Id}}", "lease": "600"},
      {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: claim"},
-     ("/v1/queues/builder/status", {"key": "4242"}, "owner", "Welcome: claim"), True),
+     (status_of("builder", "4242", "owner"), "Welcome: claim"), "lose"),
     ("ack", "json", {"name": "builder", "key": "{{lead.Id}}"},
      {"{{lead.Id}}": "4242", "{{campaign.name}}": "Welcome: send"},
-     ("/v1/queues/builder/status", {"key": "4242"}, "state", "claimed"), True),
+     (status_of("builder", "4242", "state"), "claimed"), "lose"),
     ("enqueue", "form", {"name": "builder", "key": "{{lead.Email Address}}"},
      {"{{lead.Email Address}}": "jo+x&y@example.com", "{{campaign.name}}": "Welcome: add"},
-     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "ready"), True),
+     (status_of("builder", "jo+x&y@example.com", "state"), "ready"), "lose"),
     ("pop", "json", {"name": "builder", "lease": "300"},
      {"{{campaign.name}}": "Welcome: claim"},
-     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "leased"), True),
+     (status_of("builder", "jo+x&y@example.com", "state"), "leased"), "lose"),
     ("release", "form", {"name": "builder", "key": "{{lead.Email Address}}"},
      {"{{lead.Email Address}}": "jo+x&y@example.com", "{{campaign.name}}": "Welcome: send"},
-     ("/v1/queues/builder/status", {"key": "jo+x&y@example.com"}, "state", "ready"), True),
+     (status_of("builder", "jo+x&y@example.com", "state"), "ready"), "lose"),
+    ("bound_pop", "json", {"name": "coupons", "bind": "{{lead.Id}}", "lease": ""},
+     {"{{lead.Id}}": "4242", "{{campaign.name}}": "Coupon: give"},
+     (bound_to, "4242"), "same"),
     ("kv_set", "json", {"name": "emails", "key": "{{lead.Id}}", "value": "{{lead.Email Address}}"},
      {"{{lead.Id}}": "4242", "{{lead.Email Address}}": "jo@example.com",
       "{{campaign.name}}": "c"},
-     ("/v1/kv/emails/get", {"key": "4242"}, "value", "jo@example.com"), False),
+     (value_of("emails", "4242"), "jo@example.com"), None),
     ("kv_incr", "json", {"name": "assign", "key": "owners", "mod": "3"},
      {"{{campaign.name}}": "c"},
-     ("/v1/kv/assign/get", {"key": "owners"}, "value", 1), False),
+     (value_of("assign", "owners"), 1), None),
     ("once", "form", {"name": "forms", "id": "{{lead.Id}}-webinar"},
      {"{{lead.Id}}": "4242", "{{campaign.name}}": "c"},
-     ("/v1/once/forms", None, None, None), True),
+     (lambda stack, answer: answer.get("id"), "4242-webinar"), "lose"),
 ]
 
 
@@ -585,8 +721,9 @@ def check_builder_module(b):
         }, (e) => done(String(e)));""", SAMPLES)
     ok(isinstance(got, dict), "builder.js imports and runs on its own", repr(got)[:200])
     eq(sorted({k.split()[0] for k in got}),
-       sorted(["enqueue", "claim", "pop", "ack", "release", "kv_set", "kv_incr", "once"]),
-       "builder.js: the eight actions")
+       sorted(["enqueue", "claim", "pop", "bound_pop", "ack", "release", "kv_set", "kv_incr",
+               "once"]),
+       "builder.js: the nine actions")
     bad = []
     for name, r in sorted(got.items()):
         hook, enc = r["built"], name.split()[1]
@@ -617,7 +754,7 @@ def check_builder(b, stack):
     b.wait(lambda: b.css("#b-template"), "the builder")
     b.labelled("builder")
     b.shot("builder")
-    for action, encoding, fields, values, (path, params, field, want), loses in CASES:
+    for action, encoding, fields, values, (check, want), again in CASES:
         hook = fill_builder(b, action, encoding, fields)
         what = "builder %s (%s)" % (action, hook["encoding"])
         comment("%s: %s %s" % (what, hook["url"], hook["template"]))
@@ -632,21 +769,22 @@ def check_builder(b, stack):
         text = r.raw.decode()
         ok(text.startswith(hook["win"]), what + ": the win constraint matches the answer",
            "%r does not start with %r" % (text, hook["win"]))
-        if path:
-            if params is None:
-                # once has no read route: a second call counts 2
-                pass
-            else:
-                got = api(stack, path, params).get(field)
-                eq(got, want, what + ": it did what it says (%s %s)" % (path, field))
-        if loses:
-            r2 = marketo_call(stack, hook, values, stack.key)
-            text2 = r2.raw.decode()
+        eq(check(stack, json.loads(text)), want, what + ": it did what it says")
+        if again is None:
+            continue
+        text2 = marketo_call(stack, hook, values, stack.key).raw.decode()
+        if again == "lose":
             ok(hook["lose"] is not None and text2.startswith(hook["lose"])
                and hook["win"] not in text2,
                what + ": the same call again takes the lose branch", text2)
-            if action == "once":
-                eq(json.loads(text2).get("count"), 2, what + ": the window counts the repeat")
+        else:
+            first, second = json.loads(text), json.loads(text2)
+            ok(text2.startswith(hook["win"]) and second.get("again") is True
+               and second.get("key") == first.get("key"),
+               what + ": the same call again wins again, with the same item and \"again\":true",
+               text2)
+        if action == "once":
+            eq(json.loads(text2).get("count"), 2, what + ": the window counts the repeat")
     # "Try it" sends the very call and names the branch: a claim of 77 in
     # trial (queued by seed) wins, the second loses.
     hook = fill_builder(b, "claim", "json", {"name": "trial", "key": "{{lead.Id}}", "lease": ""})
@@ -695,11 +833,13 @@ def main():
                  "script/test installs them)")
     with Stack(workers=1, test_clock=True) as stack:
         admin = stack.add_key("ops", "--tenant", "ops", "--scope", "admin")
+        ro = stack.add_key("reports", "--scope", "read")
         check_serving(stack, "development nginx")
         seed(stack, admin)
         # Far enough after the enqueues that the minute of "oldest ready"
         # cannot change between the API's answer and the page's.
         stack.advance(3600)
+        seed_claims(stack)
         b = Browser(stack, stack.tmp)
         try:
             b.go("/ui/")
@@ -715,6 +855,10 @@ def main():
             check_queue_page(b, stack)
             b.labelled("queue page")
             b.shot("queue")
+            check_read_key(b, stack, ro)
+            check_dead(b, stack)
+            b.labelled("queue page with dead letters")
+            b.shot("queue-dead")
             check_lead(b, stack)
             b.labelled("lead lookup")
             b.shot("lead")

@@ -52,6 +52,14 @@ export const ACTIONS = {
 		outcome: "claimed", lose: "the queue is empty",
 		mappings: [["claimed", "Boolean"], ["key", "String"], ["token", "String"]],
 	},
+	bound_pop: {
+		label: "bound pop: one item per lead, the same on every retry",
+		family: "queue", route: "pop",
+		params: ["bind", "claimant", "lease"],
+		win: "this lead's item: the next one the first time, the same one (\"again\":true) on every later call",
+		outcome: "claimed", lose: "no item left for a lead that has none yet",
+		mappings: [["claimed", "Boolean"], ["key", "String"], ["again", "Boolean"]],
+	},
 	ack: {
 		label: "ack: the leased work is done",
 		family: "queue", route: "ack",
@@ -161,7 +169,7 @@ export function build(o) {
 	for (const p of a.params) {
 		const v = (o[p] === undefined || o[p] === null) ? "" : String(o[p]).trim();
 		if (v === "") {
-			if (p === "key" || p === "id" || (p === "value" && a.route === "set"))
+			if (p === "key" || p === "id" || p === "bind" || (p === "value" && a.route === "set"))
 				errors.push("'" + p + "' is required");
 			if (p === "claimant" && (o.action === "ack" || o.action === "release"))
 				errors.push("'claimant' is required: the claimant the lease was taken with");

@@ -49,3 +49,30 @@ export function copyButton(label, text) {
 		} }, "Copy");
 	return el("span", { class: "copy-wrap" }, b, status);
 }
+
+// claims per minute over the last hour (60 counts, oldest first) as a
+// bar chart: an SVG drawn from data, with its numbers in its label.
+export function minuteChart(counts, id) {
+	const NS = "http://www.w3.org/2000/svg";
+	const max = Math.max(1, ...counts);
+	const total = counts.reduce((a, b) => a + b, 0);
+	const svg = document.createElementNS(NS, "svg");
+	svg.setAttribute("viewBox", "0 0 120 24");
+	svg.setAttribute("class", "chart");
+	svg.setAttribute("role", "img");
+	svg.setAttribute("aria-label", "claims per minute over the last hour: " + total +
+		" in all, at most " + Math.max(...counts) + " in a minute");
+	svg.dataset.counts = counts.join(",");
+	if (id) svg.id = id;
+	counts.forEach((n, i) => {
+		if (n === 0) return;
+		const r = document.createElementNS(NS, "rect");
+		const h = Math.max(1, Math.round(22 * n / max));
+		r.setAttribute("x", String(i * 2));
+		r.setAttribute("y", String(24 - h));
+		r.setAttribute("width", "1.6");
+		r.setAttribute("height", String(h));
+		svg.append(r);
+	});
+	return svg;
+}

@@ -11,6 +11,7 @@ import { el, copyButton } from "./dom.js";
 const FIELDS = {
 	key: ["Key (the Marketo token that names the lead)", "{{lead.Id}}"],
 	id: ["Id (the Marketo token, or tokens and text with Form/Url)", "{{lead.Id}}"],
+	bind: ["Bind (the token of the lead that gets one item)", "{{lead.Id}}"],
 	claimant: ["Claimant (who takes it; shown as owner)", "{{campaign.name}}"],
 	lease: ["Lease, seconds (empty: the claim consumes the lead)", ""],
 	delay: ["Delay, seconds", ""],
@@ -61,7 +62,7 @@ export function show(root) {
 			el("option", { value: k, selected: k === state.action }, v.label)));
 		const nameLabel = a.family === "kv" ? "Namespace" : a.family === "once" ? "Scope" : "Queue";
 		const input = (p) => el("input", { name: p, value: state[p], autocomplete: "off",
-			spellcheck: "false", list: p === "key" || p === "id" || p === "claimant" || p === "value" || p === "payload"
+			spellcheck: "false", list: ["key", "id", "bind", "claimant", "value", "payload"].includes(p)
 				? "token-list" : null,
 			oninput: (ev) => { state[p] = ev.target.value; drawResult(); } });
 		const enc = (v, label) => el("label", { class: "radio" },

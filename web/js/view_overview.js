@@ -1,10 +1,10 @@
 // view_overview.js - the tenant at a glance: its queues with ready,
-// leased and the age of the oldest ready item, its kv namespaces, its
-// counts, and the service's health from /metrics; drawn again every few
-// seconds while it is shown.
+// leased, dead, the age of the oldest ready item and the claims of the
+// last hour, its kv namespaces, its counts, and the service's health
+// from /metrics; drawn again every few seconds while it is shown.
 
 import { get, send, allQueues } from "./api.js";
-import { el, table, age, errorBox } from "./dom.js";
+import { el, table, age, errorBox, minuteChart } from "./dom.js";
 
 // The samples of Prometheus text (/metrics): [{name, labels, value}].
 function promSamples(text) {
@@ -44,7 +44,7 @@ function service(text) {
 // read per queue.
 const REFRESH_MS = 5000;
 
-async function draw(root, me) {
+async function draw(root) {
 	const [tenant, queues, spaces, metrics] = await Promise.all([
 		get("/v1/tenant"), allQueues(), get("/v1/kv"), send("/metrics")]);
 	const stats = await Promise.all(queues.map((q) =>
@@ -57,11 +57,13 @@ async function draw(root, me) {
 			.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v)))));
 	const qt = queues.length === 0
 		? el("p", { id: "no-queues" }, "No queue yet: the first enqueue creates one.")
-		: table("Queues", ["queue", "ready", "leased", "oldest ready"],
+		: table("Queues", ["queue", "ready", "leased", "dead", "oldest ready", "claims, last hour"],
 			stats.map((s) => [
 				el("a", { href: "#/queue/" + encodeURIComponent(s.queue) }, s.queue),
-				String(s.ready), String(s.leased),
-				s.oldest_ready_age ? age(s.oldest_ready_age) : "-"]),
+				String(s.ready), String(s.leased), String(s.dead),
+				s.oldest_ready_age ? age(s.oldest_ready_age) : "-",
+				el("span", { class: "claims" }, minuteChart(s.claims_per_minute),
+					" " + s.claims_per_minute.reduce((a, b) => a + b, 0))]),
 			{ id: "queues" });
 	const nt = spaces.namespaces.length === 0
 		? el("p", { id: "no-namespaces" }, "No kv namespace yet.")
@@ -84,11 +86,11 @@ async function draw(root, me) {
 	}
 }
 
-export function show(root, { me }) {
+export function show(root) {
 	let timer = null, live = true, n = 0;
 	const tick = async () => {
 		try {
-			await draw(root, me);
+			await draw(root);
 		} catch (e) {
 			root.replaceChildren(el("h1", {}, "Overview"), errorBox(e));
 		}
