@@ -44,6 +44,10 @@ usage(FILE *f)
 	    "  -I, --idempotency-ttl S keep answers for request_id retries S seconds\n"
 	    "                          (default 86400)\n"
 	    "  -H, --history-days N    keep item history N days (default 30)\n"
+	    "      --peer-timeout S    a FastCGI request must arrive whole, and its\n"
+	    "                          reply be taken, within S seconds (default 10)\n"
+	    "      --idle-timeout S    close a kept-alive FastCGI connection idle S\n"
+	    "                          seconds (default 75; above nginx's 60)\n"
 	    "      --mint-key NAME     print a new API key and its keys-file line\n"
 	    "      --tenant T          with --mint-key: the key's tenant (default \"default\")\n"
 	    "      --scope SCOPE       with --mint-key: read, write (the default) or admin\n"
@@ -143,7 +147,8 @@ mint_key(const struct mint *m)
 static void
 parse_args(int argc, char **argv, struct config *cfg)
 {
-	enum { OPT_MINT = 256, OPT_TENANT, OPT_SCOPE, OPT_RATE };
+	enum { OPT_MINT = 256, OPT_TENANT, OPT_SCOPE, OPT_RATE, OPT_PEER_TIMEOUT,
+	    OPT_IDLE_TIMEOUT };
 	struct mint mint = { 0 };
 	static const struct option opts[] = {
 		{ "listen",      required_argument, NULL, 'l' },
@@ -158,6 +163,8 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "pid-file",    required_argument, NULL, 'p' },
 		{ "idempotency-ttl", required_argument, NULL, 'I' },
 		{ "history-days", required_argument, NULL, 'H' },
+		{ "peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "mint-key",    required_argument, NULL, OPT_MINT },
 		{ "tenant",      required_argument, NULL, OPT_TENANT },
 		{ "scope",       required_argument, NULL, OPT_SCOPE },
@@ -200,6 +207,12 @@ parse_args(int argc, char **argv, struct config *cfg)
 		case 'H':
 			cfg->history_ttl_ms = (int64_t)parse_int(optarg, 1, 3650,
 			    "history days") * 86400 * 1000;
+			break;
+		case OPT_PEER_TIMEOUT:
+			cfg->peer_timeout_s = parse_int(optarg, 1, 3600, "peer timeout (seconds)");
+			break;
+		case OPT_IDLE_TIMEOUT:
+			cfg->idle_timeout_s = parse_int(optarg, 1, 86400, "idle timeout (seconds)");
 			break;
 		case OPT_MINT:  mint.name = optarg; break;
 		case OPT_TENANT: mint.tenant = optarg; break;
@@ -277,6 +290,14 @@ main(int argc, char **argv)
 		 * retry campaign that runs the next morning. */
 		.idem_ttl_ms = 86400LL * 1000,
 		.history_ttl_ms = HISTORY_TTL_DEFAULT_MS,
+		/* nginx sends a request whole and reads its answer at once;
+		 * a peer that needs longer is stuck or hostile. Marketo waits
+		 * 30 s for the whole call. */
+		.peer_timeout_s = 10,
+		/* Longer than nginx's upstream keepalive_timeout (60 s, which
+		 * our configs keep): nginx drops a pooled connection first, and
+		 * never picks one casqd has just closed. */
+		.idle_timeout_s = 75,
 	};
 	struct store_config sc;
 	struct listener l;

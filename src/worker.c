@@ -44,11 +44,17 @@
  * the committer's hands, and a serving thread never touches x again
  * after committer_submit.
  *
- * Kept-alive upstream connections (nginx fastcgi_keep_conn): after its
- * response, a kept connection is parked in the epoll set again (armed
- * for one event). No thread ever sits on an idle connection, so however
- * many nginx keeps open, a new request is served as soon as a thread is
- * free.
+ * Peers (conn.c): a serving thread reads a connection without waiting,
+ * into a buffer of its own, and checks the records (fcgi_guard.c); only a
+ * whole request that passed goes to libfcgi, which reads it from the
+ * thread's feed (a socket pair), never from the peer. A request that is
+ * not whole yet leaves its bytes with the connection, which waits in epoll
+ * again. Replies are sent without waiting too (worker_reply_render, then
+ * conn_reply); what a peer does not take at once is sent on EPOLLOUT. So
+ * no thread ever waits on a peer, and a kept-alive connection (nginx
+ * fastcgi_keep_conn) waits in the epoll set between requests: however
+ * many connections are open, and however slow their peers, a request
+ * that came whole is served as soon as a thread is free.
  *
  * Stopping: every thread blocks SIGTERM; the main thread alone waits for
  * it, then writes to the stop pipe, which every serving thread sees. A
@@ -63,9 +69,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -85,10 +92,6 @@
 #define COMMIT_BATCH_MAX	256
 /* malloc arenas per worker: one per core of the machine we measured */
 #define WORKER_ARENAS	2
-/* A peer that stops in the middle of a request, or stops reading its
- * answer, holds a serving thread (or the completer) this long at most;
- * nginx sends a request whole (it buffers bodies) and reads promptly. */
-#define PEER_TIMEOUT_S	10
 /* On stop, how long connections are still served (and then closed) before
  * the threads exit: nginx sends its next requests on the connections it
  * keeps, and one that is closed with a request in it answers 502. */
@@ -123,7 +126,8 @@ struct worker {
 	struct worker_reply *reply;	/* the completer: answers writes */
 	int                  listen_fd;
 	int                  stop_pipe[2];	/* written once: stop */
-	int                  epfd;		/* listener, parked connections, stop */
+	int                  epfd;		/* listener, connections, stop */
+	struct conns        *conns;		/* every connection not busy */
 	atomic_bool          stopping;	/* close connections after their reply */
 	/* Accept failures for want of resources. Only the thread that took
 	 * the one-shot listener's event touches these, before it watches
@@ -220,25 +224,22 @@ read_body(FCGX_Request *fr, struct request *req)
 	req->body_incomplete = got < (size_t)declared;
 }
 
-/* Watch fd for its next request: one thread gets it, once (EPOLLONESHOT),
- * until it is parked again. */
+/* Watch the listener for the next connection: one thread gets it, once
+ * (EPOLLONESHOT). */
 static bool
-park(struct worker *w, int fd)
+watch_listener(struct worker *w)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = &w->listen_fd };
 
-	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ||
-	    (errno == ENOENT && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0);
+	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, w->listen_fd, &ev) == 0 ||
+	    (errno == ENOENT && epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0);
 }
 
 static void
 peer_setup(int fd)
 {
-	struct timeval tv = { PEER_TIMEOUT_S, 0 };
 	int one = 1;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	/* as libfcgi's own accept does; fails harmlessly on a unix socket */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
@@ -256,12 +257,17 @@ ready_besides_stop(struct worker *w, struct epoll_event *ev)
 	bool found = false;
 
 	for (int i = 0; i < n; i++) {
-		if (two[i].data.fd == w->stop_pipe[0])
+		struct epoll_event again = { .events = EPOLLIN | EPOLLOUT | EPOLLONESHOT,
+		    .data = two[i].data };
+
+		if (two[i].data.ptr == &w->stop_pipe[0])
 			continue;
-		if (found)
-			park(w, two[i].data.fd);
-		else
+		if (!found)
 			*ev = two[i];
+		else if (two[i].data.ptr == &w->listen_fd)
+			watch_listener(w);
+		else	/* reported again at once; its thread finds what it waits for */
+			epoll_ctl(w->epfd, EPOLL_CTL_MOD, ((struct conn *)two[i].data.ptr)->fd, &again);
 		found = true;
 	}
 	return found;
@@ -296,9 +302,7 @@ accept_pause(struct worker *w, int err)
 	nanosleep(&pause, NULL);
 }
 
-/* An accept here worked after failures. (libfcgi's own accept, tried when
- * a kept connection turns out closed, may take the first connections
- * after a shortage: this line comes with the next one accepted here.) */
+/* An accept here worked after failures. */
 static void
 accept_recovered(struct worker *w)
 {
@@ -308,75 +312,52 @@ accept_recovered(struct worker *w)
 	w->accept_failed = 0;
 }
 
-/* Wait for work: a new connection, accepted here, or a request on a
- * parked kept-alive connection: *fd = it. False: the worker stops. The
- * listener is one-shot too, so one thread takes a new connection while
- * the others sleep, and it is watched again as soon as that one is
- * accepted. A connection may have gone to another worker process:
- * EAGAIN, and we wait again. */
-static bool
-wait_for_work(struct worker *w, int *fd)
+/* Wait for work: a new connection, accepted here, or a connection epoll
+ * reported. NULL: the worker stops. The listener is one-shot too, so one
+ * thread takes a new connection while the others sleep, and it is
+ * watched again as soon as that one is accepted. A connection may have
+ * gone to another worker process: EAGAIN, and we wait again. */
+static struct conn *
+wait_for_work(struct worker *w)
 {
 	struct epoll_event ev;
+	int fd;
 
 	for (;;) {
 		int rc = epoll_wait(w->epfd, &ev, 1, -1);
 
 		if (rc < 0 && errno != EINTR) {
 			log_warn("epoll_wait: %s", strerror(errno));
-			return false;
+			return NULL;
 		}
 		if (rc <= 0)
 			continue;
-		if (ev.data.fd == w->stop_pipe[0] && !ready_besides_stop(w, &ev))
-			return false;
-		if (ev.data.fd != w->listen_fd) {
-			*fd = ev.data.fd;
-			return true;
-		}
-		*fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (*fd < 0 && accept_starved(errno))
+		if (ev.data.ptr == &w->stop_pipe[0] && !ready_besides_stop(w, &ev))
+			return NULL;
+		if (ev.data.ptr != &w->listen_fd)
+			return ev.data.ptr;
+		fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0 && accept_starved(errno))
 			accept_pause(w, errno);
-		else if (*fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		else if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ECONNABORTED && errno != EINTR)
 			log_warn("accept: %s", strerror(errno));
-		else if (*fd >= 0 && w->accept_failing)
+		else if (fd >= 0 && w->accept_failing)
 			accept_recovered(w);
 		/* stop_serving took the listener out of the set: leave it out */
-		if (!atomic_load(&w->stopping) && !park(w, w->listen_fd))
+		if (!atomic_load(&w->stopping) && !watch_listener(w))
 			log_error("cannot watch the listener again: %s", strerror(errno));
-		if (*fd >= 0) {
-			peer_setup(*fd);
-			return true;
+		if (fd >= 0) {
+			peer_setup(fd);
+			return conn_new(fd);
 		}
 	}
 }
 
-/* Take the next request; false when the worker stops. */
-static bool
-accept_next(struct worker *w, FCGX_Request *fr)
-{
-	int fd;
-
-	while (wait_for_work(w, &fd)) {
-		/* FCGX_Accept_r reads the next request from fd, or sees it
-		 * closed, closes it and tries the listener (non-blocking:
-		 * EAGAIN, and we wait again). It first "finishes" the
-		 * previous request and closes ipcFd unless keepConnection
-		 * is set: set it, or fd would be closed with a request on it. */
-		fr->ipcFd = fd;
-		fr->keepConnection = 1;
-		if (FCGX_Accept_r(fr) >= 0)
-			return true;
-	}
-	return false;
-}
-
-/* Read what is left of the request's stdin, up to its end record: a kept
- * connection must hold nothing of this request when the next one is read
- * from it (libfcgi would take a stray stdin record for a protocol error
- * and drop the connection with nginx's next request on it). A body too
- * large to be worth reading closes the connection instead: false. */
+/* Read what is left of the request's stdin, up to its end record: the
+ * feed must hold nothing of this request when the next one is read from
+ * it. A body too large to be worth reading: false (fcgi_guard.c lets no
+ * such body through). */
 static bool
 drain_stdin(FCGX_Request *fr)
 {
@@ -392,40 +373,34 @@ drain_stdin(FCGX_Request *fr)
 	return true;
 }
 
-/* One request from its accept to its reply. A write's exchange outlives
+/* One request from its read to its reply. A write's exchange outlives
  * the serving thread's turn: the committer's completer replies. */
 struct exchange {
 	struct worker  *w;
-	FCGX_Request    fr;
+	struct conn    *conn;
+	FCGX_Request    fr;		/* libfcgi's parse: req's strings point into it */
 	struct request  req;
 	struct response res;
 	bool            drained;	/* nothing of the request left unread */
 };
 
-/* Send the answer and finish the request; a connection nginx keeps open
- * is parked again instead of staying with a thread. */
+/* Send the answer without waiting and free the request; the connection
+ * then waits for its next request, or is closed. */
 static void
 exchange_reply(struct exchange *x)
 {
-	FCGX_Request *fr = &x->fr;
+	struct buf reply = { 0 };
+	bool close_after = !x->fr.keepConnection || !x->drained || x->conn->eof ||
+	    atomic_load(&x->w->stopping);	/* nginx will not reuse it */
 
-	worker_reply_send(fr, &x->res);
+	worker_reply_render(&x->res, x->fr.requestId, &reply);
 	log_debug("%s %s %d", x->req.method, x->req.path, x->res.status);
-	if (atomic_load(&x->w->stopping))
-		fr->keepConnection = 0;		/* nginx will not reuse it */
-	/* With nothing left unread a plain close cannot reset the
-	 * connection: skip libfcgi's lingering close, which waits (up to
-	 * 2 s) for nginx to close its end, on the thread that answers
-	 * every write. */
-	if (!fr->keepConnection && x->drained)
-		fr->detached = 1;
-	FCGX_Finish_r(fr);
 	metrics_request(x->req.route, x->res.status, x->req.started_ns);
-	if (fr->ipcFd >= 0 && !park(x->w, fr->ipcFd))
-		close(fr->ipcFd);
 	request_free(&x->req);
 	free(x->req.body);
 	response_free(&x->res);
+	FCGX_Free(&x->fr, 0);		/* libfcgi's streams and params; not the feed */
+	conn_reply(x->w->conns, x->conn, &reply, close_after);
 	free(x);
 }
 
@@ -461,14 +436,91 @@ worker_read_request(FCGX_Request *fr, struct request *req)
 	return drain_stdin(fr);
 }
 
+/* A serving thread's own: the buffer it checks a connection's bytes in,
+ * and the feed, the socket pair libfcgi reads a request from once it
+ * passed (libfcgi reads only from a descriptor, and never gets a peer's). */
+struct serving {
+	struct worker *w;
+	unsigned char *buf;		/* FCGI_REQUEST_BYTES_MAX */
+	int            feed[2];		/* libfcgi reads [0]; [1] is written */
+};
+
 static void
-handle_request(struct exchange *x)
+feed_close(struct serving *t)
+{
+	for (int i = 0; i < 2; i++)
+		if (t->feed[i] >= 0)
+			close(t->feed[i]);
+	t->feed[0] = t->feed[1] = -1;
+}
+
+/* A whole request fits in the feed, so writing it never waits; nor does
+ * libfcgi's read, of bytes written first. Its end is non-blocking all
+ * the same: a request the guard passed but libfcgi finds short fails
+ * instead of holding the thread. */
+static bool
+feed_open(struct serving *t)
+{
+	int size = 2 * FCGI_REQUEST_BYTES_MAX;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t->feed) != 0) {
+		t->feed[0] = t->feed[1] = -1;
+		return false;
+	}
+	setsockopt(t->feed[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+	fcntl(t->feed[0], F_SETFL, O_NONBLOCK);
+	return true;
+}
+
+/* Something is left in the feed, or libfcgi closed it: a new one. */
+static bool
+feed_renew(struct serving *t)
+{
+	feed_close(t);
+	if (feed_open(t))
+		return true;
+	log_error("cannot open a serving thread's feed: %s", strerror(errno));
+	return false;
+}
+
+/* Hand r to libfcgi: write it to the feed and let FCGX_Accept_r read its
+ * params. False: libfcgi refused what the guard passed (a bug, logged). */
+static bool
+feed_request(struct serving *t, FCGX_Request *fr, const struct conn_request *r)
+{
+	struct iovec iov[2] = {
+		{ (void *)r->bytes, r->gr.feed },
+		{ (void *)r->end_stdin, r->cut ? FCGI_HEADER_LEN : 0 },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	FCGX_InitRequest(fr, -1, 0);	/* no listener: libfcgi never accepts */
+	fr->ipcFd = t->feed[0];
+	/* FCGX_Accept_r first finishes "the previous request" and would
+	 * close ipcFd without this */
+	fr->keepConnection = 1;
+	if (sendmsg(t->feed[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)(iov[0].iov_len + iov[1].iov_len) && FCGX_Accept_r(fr) >= 0)
+		return true;
+	log_error("libfcgi did not read a request that fcgi_guard passed; "
+	    "connection closed");
+	if (fr->ipcFd < 0)
+		t->feed[0] = -1;	/* libfcgi closed it */
+	FCGX_Free(fr, 0);
+	feed_renew(t);
+	return false;
+}
+
+static void
+handle_request(struct serving *t, struct exchange *x)
 {
 	struct app *app = &x->w->app;
 	struct request *req = &x->req;
 	unsigned gen;
 
 	x->drained = worker_read_request(&x->fr, req);
+	if (!x->drained)
+		feed_renew(t);
 	gen = keys_enter(&x->w->keys_guard);
 	route_request(app, req, &x->res);
 	keys_leave(&x->w->keys_guard, gen);
@@ -479,37 +531,57 @@ handle_request(struct exchange *x)
 		exchange_reply(x);
 }
 
+/* c was reported or accepted: send what is left of its reply, read what
+ * came, and serve the request if it is whole. */
+static void
+serve_conn(struct serving *t, struct conn *c)
+{
+	struct worker *w = t->w;
+	struct conn_request r;
+	struct exchange *x;
+
+	if (!conn_flush(w->conns, c) || !conn_read(w->conns, c, t->buf, &r))
+		return;
+	x = xcalloc(1, sizeof *x);
+	x->w = w;
+	x->conn = c;
+	if (!feed_request(t, &x->fr, &r)) {
+		conn_close(w->conns, c);
+		free(x);
+		return;
+	}
+	handle_request(t, x);
+}
+
 /*
  * A serving thread.
- * Owns: one exchange at a time, from its accept to the reply of a read,
- *   or to committer_submit for a write (the exchange then belongs to the
- *   committer and the completer); the read transactions it opens.
- * Frees: the exchanges of reads (exchange_reply), and the last one when
- *   the worker stops.
- * Blocks on: epoll_wait for work; a peer that sends its request slowly
- *   (the socket's receive timeout, PEER_TIMEOUT_S); LMDB's reader table.
- *   Never on a commit.
+ * Owns: its buffer and feed; one connection at a time, from epoll's
+ *   event to the connection's next wait (conn.c), and its exchange, to
+ *   the reply of a read or to committer_submit for a write (the exchange
+ *   then belongs to the committer and the completer); the read
+ *   transactions it opens.
+ * Frees: the exchanges of reads (exchange_reply), connections it closes.
+ * Blocks on: epoll_wait for work; LMDB's reader table. Never on a peer
+ *   (conn.c reads and sends without waiting; libfcgi reads the feed,
+ *   which holds the whole request), never on a commit.
  * Exits: when the stop pipe is readable and no connection is ready
- *   besides it (accept_next false); the worker joins it before it stops
+ *   besides it (wait_for_work NULL); the worker joins it before it stops
  *   the committer.
  */
 static void *
 serve_thread(void *arg)
 {
-	struct worker *w = arg;
+	struct serving t = { .w = arg, .buf = xmalloc(FCGI_REQUEST_BYTES_MAX) };
+	struct conn *c;
 
-	for (;;) {
-		struct exchange *x = xcalloc(1, sizeof *x);
-
-		x->w = w;
-		FCGX_InitRequest(&x->fr, w->listen_fd, 0);
-		if (!accept_next(w, &x->fr)) {
-			FCGX_Free(&x->fr, 1);
-			free(x);
-			return NULL;
-		}
-		handle_request(x);
-	}
+	if (!feed_open(&t))
+		log_error("a serving thread cannot open its feed: %s", strerror(errno));
+	else
+		while ((c = wait_for_work(t.w)) != NULL)
+			serve_conn(&t, c);
+	feed_close(&t);
+	free(t.buf);
+	return NULL;
 }
 
 /* Relaxed mode skips the meta-page flush on commit; flush it once per
@@ -519,6 +591,7 @@ tick(struct worker *w)
 {
 	int64_t now = clock_now_ms();
 
+	conns_reap(w->conns);
 	if (store_sweep_due(w->app.store, now)) {
 		struct sweep_op op = { .now = now, .limit = IDLE_SWEEP_BATCH };
 
@@ -578,9 +651,9 @@ watch_start(struct worker *w)
 	if (pipe(w->stop_pipe) != 0 ||
 	    (w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return false;
-	stop.data.fd = w->stop_pipe[0];
+	stop.data.ptr = &w->stop_pipe[0];
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_pipe[0], &stop) == 0 &&
-	    park(w, w->listen_fd);
+	    watch_listener(w);
 }
 
 /* quiet: the master already logged that this slot keeps failing; say
@@ -627,6 +700,7 @@ worker_open(struct worker *w, bool quiet)
 		    strerror(errno));
 		return -1;
 	}
+	w->conns = conns_new(w->epfd, cfg->peer_timeout_s, cfg->idle_timeout_s);
 	return 0;
 }
 
@@ -714,12 +788,15 @@ worker_main(const struct config *cfg, int listen_fd, int ready_fd, bool quiet)
 	w.committer = NULL;
 	worker_reply_stop(w.reply);	/* ... and answers them */
 	w.reply = NULL;
+	conns_free(w.conns);		/* closes the connections left */
+	w.conns = NULL;
 	if (cfg->relaxed)
 		store_sync(w.app.store);	/* a graceful stop loses nothing */
 	rc = started > 0 && !atomic_load(&w.app.store->io_failed) ? 0 : 1;
 out:
 	committer_stop(w.committer);	/* a start that failed half-way */
 	worker_reply_stop(w.reply);
+	conns_free(w.conns);
 	store_close(w.app.store);
 	keyring_free(w.app.keys);
 	free(threads);

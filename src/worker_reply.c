@@ -6,10 +6,11 @@
  * The committer (store_batch.c) hands each committed batch here and goes
  * on to the next commit; the completer runs the batch's done callbacks,
  * which render and send each reply (worker.c's exchange_committed), in
- * commit order. Sending a reply can block on a slow peer (for
- * PEER_TIMEOUT_S at most), and that must never hold up a commit.
+ * commit order. Sending a reply never blocks: what a peer does not take
+ * at once waits in its connection (conn.c) and is sent on EPOLLOUT by a
+ * serving thread, so one slow peer holds up neither the commits nor the
+ * other replies.
  */
-#include <fcgiapp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,33 @@ struct worker_reply {
 	bool                 stop;
 };
 
-/* Headers are formatted here, not with FCGX_FPrintF: libfcgi has its own
- * printf that does not know %zu. */
-void
-worker_reply_send(struct FCGX_Request *fr, const struct response *res)
+#define FCGI_STDOUT		6
+#define FCGI_END_REQUEST	3
+/* FCGI_STDOUT content per record: the most a record holds, rounded down
+ * to 8 so that only the last one needs padding. */
+#define STDOUT_CHUNK		65528
+
+static void
+record_header(struct buf *out, int type, int id, size_t clen, size_t plen)
 {
+	unsigned char h[FCGI_HEADER_LEN] = {
+		1, (unsigned char)type, (unsigned char)(id >> 8), (unsigned char)id,
+		(unsigned char)(clen >> 8), (unsigned char)clen, (unsigned char)plen, 0
+	};
+
+	buf_append(out, h, sizeof h);
+}
+
+/* The reply is written here, not by libfcgi, whose writer blocks on the
+ * socket: conn.c sends it without waiting. One buffer, one send. */
+void
+worker_reply_render(const struct response *res, int id, struct buf *out)
+{
+	static const unsigned char zeros[8];
+	static const unsigned char end_body[8] = { 0, 0, 0, 0, 0 };	/* status 0, complete */
 	char head[512], retry[32] = "";
-	int n;
+	size_t total, seg_off = 0;
+	int n, i = 0;
 
 	if (res->retry_after > 0)
 		snprintf(retry, sizeof retry, "Retry-After: %d\r\n", res->retry_after);
@@ -46,10 +67,31 @@ worker_reply_send(struct FCGX_Request *fr, const struct response *res)
 	    res->content_type ? res->content_type : "application/json", res->body.len + 1,
 	    res->allow ? "Allow: " : "", res->allow ? res->allow : "",
 	    res->allow ? "\r\n" : "", retry);
+	/* the CGI answer, cut into records */
+	const struct { const void *p; size_t n; } seg[] = {
+		{ head, (size_t)n }, { res->body.data, res->body.len }, { "\n", 1 },
+	};
 
-	FCGX_PutStr(head, n, fr->out);
-	FCGX_PutStr(res->body.data, (int)res->body.len, fr->out);
-	FCGX_PutStr("\n", 1, fr->out);
+	total = (size_t)n + res->body.len + 1;
+	buf_reserve(out, total + total / STDOUT_CHUNK * 16 + 48);
+	for (size_t done = 0, clen, plen; done < total; done += clen) {
+		clen = total - done < STDOUT_CHUNK ? total - done : STDOUT_CHUNK;
+		plen = (8 - clen % 8) % 8;
+		record_header(out, FCGI_STDOUT, id, clen, plen);
+		for (size_t left = clen, k; left > 0; left -= k) {
+			k = seg[i].n - seg_off < left ? seg[i].n - seg_off : left;
+			if (k > 0)	/* an empty body may have no data */
+				buf_append(out, (const char *)seg[i].p + seg_off, k);
+			if ((seg_off += k) == seg[i].n) {
+				i++;
+				seg_off = 0;
+			}
+		}
+		buf_append(out, zeros, plen);
+	}
+	record_header(out, FCGI_STDOUT, id, 0, 0);
+	record_header(out, FCGI_END_REQUEST, id, sizeof end_body, 0);
+	buf_append(out, end_body, sizeof end_body);
 }
 
 /* The committer's hand-off (committer_hand_fn): on the committer thread. */
@@ -76,8 +118,7 @@ worker_reply_committed(void *arg, struct commit_batch *batch)
  *   exchange: its request, its response, its op and everything the op
  *   borrowed (worker.c's header has the table).
  * Blocks on: mu and the committed condition while nothing is committed;
- *   a peer that does not read its reply (the socket's send timeout,
- *   PEER_TIMEOUT_S).
+ *   never on a peer (conn_reply does not wait).
  * Exits: once stop is set and the queue is empty. worker_reply_stop
  *   sets stop only after the committer stopped, so every write handed
  *   over is answered first.
