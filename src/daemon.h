@@ -59,8 +59,12 @@ void listener_close(struct listener *l);
 /* Where the check of a connection's bytes is (zeroed: a new request). */
 struct fcgi_guard {
 	size_t   off;		/* the first record not yet checked */
-	size_t   params_at;	/* the first FCGI_PARAMS record */
 	size_t   params, body;	/* content bytes so far */
+	struct {		/* the params pairs checked so far end here: */
+		size_t pos;	/* the next byte of the params records */
+		size_t left, pad; /* of the record pos is in */
+		size_t skip;	/* of the last pair's name and value */
+	} pairs;
 	unsigned id;		/* the request id */
 	int      phase;
 };
@@ -151,7 +155,16 @@ int  worker_main(const struct config *cfg, int listen_fd, int ready_fd,
  * rest of its stdin drained): false when the connection must close. */
 struct FCGX_Request;
 struct request;
+struct conn_request;
 bool worker_read_request(struct FCGX_Request *fr, struct request *req);
+/* The feed of a serving thread: a socket pair libfcgi reads requests
+ * from, [0] its end; false when it cannot be opened. */
+bool worker_feed_open(int feed[2]);
+/* Write the request r passed to feed[1] and have FCGX_Accept_r read it
+ * (params) from feed[0]; false when libfcgi does not (then ipcFd < 0 if
+ * libfcgi closed feed[0]). Also the entry of tests/fuzz/fuzz_fcgi.c. */
+bool worker_feed_request(const int feed[2], struct FCGX_Request *fr,
+	const struct conn_request *r);
 /* How every process of this config opens the environment. */
 struct store_config config_store(const struct config *cfg);
 

@@ -20,8 +20,9 @@
  * The check is incremental: the state keeps where the first record not
  * yet checked starts, so bytes that arrive one at a time are looked at
  * about once each. A record's header is checked as soon as it is there
- * (a 200 MiB param is refused by its first header), its content once the
- * record is complete; the params pairs once the params end.
+ * (200 MiB of params are refused by their first header), its content
+ * once the record is complete, a params pair's lengths as soon as its
+ * record is (a pair that claims 1 GiB is refused by its first record).
  */
 #include <string.h>
 
@@ -55,30 +56,53 @@ record_at(const unsigned char *p)
 /* --- the params pairs -------------------------------------------------- */
 
 /* The params as libfcgi reads them: one byte string across the records
- * from pos to end (the empty FCGI_PARAMS record). */
+ * before end (all with content: an empty one ends the params). */
 struct params_reader {
 	const unsigned char *buf;
 	size_t pos, end;
 	size_t left, pad;	/* of the record pos is in */
 };
 
+/* Into the next record if the current one is used up; false at end. */
+static bool
+params_enter(struct params_reader *pr)
+{
+	struct record r;
+
+	if (pr->left > 0)
+		return true;
+	if (pr->pos >= pr->end)
+		return false;
+	r = record_at(pr->buf + pr->pos);
+	pr->pos += FCGI_HEADER_LEN;
+	pr->left = r.clen;
+	pr->pad = r.plen;
+	return true;
+}
+
+/* Skip n bytes of content; returns how many could not be (at end). */
+static size_t
+params_skip(struct params_reader *pr, size_t n)
+{
+	while (n > 0 && params_enter(pr)) {
+		size_t k = n < pr->left ? n : pr->left;
+
+		pr->pos += k;
+		pr->left -= k;
+		n -= k;
+		if (pr->left == 0)
+			pr->pos += pr->pad;
+	}
+	return n;
+}
+
 static bool
 params_byte(struct params_reader *pr, unsigned *b)
 {
-	while (pr->left == 0) {
-		struct record r;
-
-		if (pr->pos >= pr->end)
-			return false;
-		r = record_at(pr->buf + pr->pos);
-		pr->pos += FCGI_HEADER_LEN;
-		pr->left = r.clen;
-		pr->pad = r.plen;
-	}
-	*b = pr->buf[pr->pos++];
-	if (--pr->left == 0)
-		pr->pos += pr->pad;
-	return true;
+	if (!params_enter(pr))
+		return false;
+	*b = pr->buf[pr->pos];
+	return params_skip(pr, 1) == 0;
 }
 
 /* A length as FastCGI writes it: one byte, or four with the top bit set. */
@@ -101,41 +125,36 @@ params_length(struct params_reader *pr, size_t *len)
 	return true;
 }
 
-static bool
-params_skip(struct params_reader *pr, size_t n)
-{
-	unsigned b;
-
-	for (; n > 0; n--)
-		if (!params_byte(pr, &b))
-			return false;
-	return true;
-}
-
-/* Content left: records in [start, end) all have some (an empty one
- * would have ended the params). */
-static bool
-params_more(const struct params_reader *pr)
-{
-	return pr->left > 0 || pr->pos < pr->end;
-}
-
-/* Every pair whole, none over FCGI_PARAM_MAX: what libfcgi's ReadParams
- * needs to allocate no more than the pair's own bytes and never fail. */
+/* Check the pairs in the params records before end, from where the last
+ * call stopped (g->pairs): each pair's lengths within FCGI_PARAM_MAX as
+ * soon as they are there (a pair that claims 1 GiB is refused by its
+ * first 8 bytes), and, at the params' end (final), every pair whole.
+ * That is what libfcgi's ReadParams needs to allocate no more than a
+ * pair's own bytes and never fail. */
 static const char *
-params_check(const unsigned char *buf, size_t start, size_t end)
+params_check(struct fcgi_guard *g, const unsigned char *buf, size_t end, bool final)
 {
-	struct params_reader pr = { .buf = buf, .pos = start, .end = end };
-	size_t name, value;
+	struct params_reader pr = { .buf = buf, .pos = g->pairs.pos, .end = end,
+	    .left = g->pairs.left, .pad = g->pairs.pad };
+	size_t skip = g->pairs.skip, name, value;
 
-	while (params_more(&pr)) {
-		if (!params_length(&pr, &name) || !params_length(&pr, &value))
-			return "a params pair cut short";
+	while ((skip = params_skip(&pr, skip)) == 0 && params_enter(&pr)) {
+		struct params_reader pair = pr;		/* where this pair starts */
+
+		if (!params_length(&pr, &name) || !params_length(&pr, &value)) {
+			pr = pair;	/* its lengths are not all here yet */
+			break;
+		}
 		if (name > FCGI_PARAM_MAX || value > FCGI_PARAM_MAX - name)
 			return "a param over 16384 bytes";
-		if (!params_skip(&pr, name + value))
-			return "a params pair cut short";
+		skip = name + value;
 	}
+	if (final && (skip > 0 || params_enter(&pr)))
+		return "a params pair cut short";
+	g->pairs.pos = pr.pos;
+	g->pairs.left = pr.left;
+	g->pairs.pad = pr.pad;
+	g->pairs.skip = skip;
 	return NULL;
 }
 
@@ -191,13 +210,15 @@ fcgi_guard_check(struct fcgi_guard *g, const unsigned char *buf, size_t len,
 			}
 			g->id = r.id;
 			g->phase = PHASE_PARAMS;
-			g->params_at = end;
-		} else if (g->phase == PHASE_PARAMS && r.clen == 0) {
-			if ((*why = params_check(buf, g->params_at, g->off)) != NULL)
-				return GUARD_REFUSE;
-			g->phase = PHASE_STDIN;
+			g->pairs.pos = end;
 		} else if (g->phase == PHASE_PARAMS) {
+			/* the pairs in the records so far; all whole at the end */
+			if ((*why = params_check(g, buf, r.clen ? end : g->off,
+			    r.clen == 0)) != NULL)
+				return GUARD_REFUSE;
 			g->params += r.clen;
+			if (r.clen == 0)
+				g->phase = PHASE_STDIN;
 		} else if (r.clen == 0) {
 			/* libfcgi stops at this header: the padding is ours */
 			req->feed = g->off + FCGI_HEADER_LEN;

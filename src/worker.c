@@ -458,18 +458,24 @@ feed_close(struct serving *t)
  * libfcgi's read, of bytes written first. Its end is non-blocking all
  * the same: a request the guard passed but libfcgi finds short fails
  * instead of holding the thread. */
-static bool
-feed_open(struct serving *t)
+bool
+worker_feed_open(int feed[2])
 {
 	int size = 2 * FCGI_REQUEST_BYTES_MAX;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t->feed) != 0) {
-		t->feed[0] = t->feed[1] = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, feed) != 0) {
+		feed[0] = feed[1] = -1;
 		return false;
 	}
-	setsockopt(t->feed[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-	fcntl(t->feed[0], F_SETFL, O_NONBLOCK);
+	setsockopt(feed[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+	fcntl(feed[0], F_SETFL, O_NONBLOCK);
 	return true;
+}
+
+static bool
+feed_open(struct serving *t)
+{
+	return worker_feed_open(t->feed);
 }
 
 /* Something is left in the feed, or libfcgi closed it: a new one. */
@@ -483,10 +489,8 @@ feed_renew(struct serving *t)
 	return false;
 }
 
-/* Hand r to libfcgi: write it to the feed and let FCGX_Accept_r read its
- * params. False: libfcgi refused what the guard passed (a bug, logged). */
-static bool
-feed_request(struct serving *t, FCGX_Request *fr, const struct conn_request *r)
+bool
+worker_feed_request(const int feed[2], FCGX_Request *fr, const struct conn_request *r)
 {
 	struct iovec iov[2] = {
 		{ (void *)r->bytes, r->gr.feed },
@@ -495,12 +499,20 @@ feed_request(struct serving *t, FCGX_Request *fr, const struct conn_request *r)
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 
 	FCGX_InitRequest(fr, -1, 0);	/* no listener: libfcgi never accepts */
-	fr->ipcFd = t->feed[0];
+	fr->ipcFd = feed[0];
 	/* FCGX_Accept_r first finishes "the previous request" and would
 	 * close ipcFd without this */
 	fr->keepConnection = 1;
-	if (sendmsg(t->feed[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-	    (ssize_t)(iov[0].iov_len + iov[1].iov_len) && FCGX_Accept_r(fr) >= 0)
+	return sendmsg(feed[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)(iov[0].iov_len + iov[1].iov_len) && FCGX_Accept_r(fr) >= 0;
+}
+
+/* Hand r to libfcgi. False: libfcgi refused what the guard passed (a
+ * bug, logged); the feed is renewed. */
+static bool
+feed_request(struct serving *t, FCGX_Request *fr, const struct conn_request *r)
+{
+	if (worker_feed_request(t->feed, fr, r))
 		return true;
 	log_error("libfcgi did not read a request that fcgi_guard passed; "
 	    "connection closed");
