@@ -21,13 +21,13 @@
  * owner's next read or write fails), which closes it. No thread ever
  * waits on a peer: reads and writes are MSG_DONTWAIT.
  *
- * The limits (why these numbers: next to each in conn.h's users,
- * daemon.h):
+ * The limits (daemon.h and main.c say why these numbers):
  *   CONN_READING_MAX  connections with part of a request read, per worker
  *   CONN_IDLE_MAX     kept-alive connections waiting, per worker
- *   peer timeout      a request must arrive whole, and its reply be taken,
- *                     within --peer-timeout (10 s) of its first byte
- *   idle timeout      a kept connection idle for --idle-timeout (75 s)
+ *   --peer-timeout    a request must arrive whole within it of its first
+ *                     byte (10 s), and a reply be taken within as long
+ *   --idle-timeout    a kept connection idle this long is closed (75 s)
+ * Times are the monotonic clock's, never the test clock (conn_clock_ms).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -247,10 +247,15 @@ conn_recv(struct conn *c, unsigned char *buf, size_t *len)
 	memcpy(buf, c->in, c->in_len);
 	*len = c->in_len;
 	while (*len < FCGI_REQUEST_BYTES_MAX && !c->eof) {
-		ssize_t n = recv(c->fd, buf + *len, FCGI_REQUEST_BYTES_MAX - *len,
-		    MSG_DONTWAIT);
+		size_t room = FCGI_REQUEST_BYTES_MAX - *len;
+		ssize_t n = recv(c->fd, buf + *len, room, MSG_DONTWAIT);
 
-		if (n > 0)
+		if (n > 0 && (size_t)n < room) {
+			/* all there was: asking again would only say EAGAIN
+			 * (a syscall per request); epoll reports what comes */
+			*len += (size_t)n;
+			break;
+		} else if (n > 0)
 			*len += (size_t)n;
 		else if (n == 0)
 			c->eof = true;
