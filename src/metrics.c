@@ -31,8 +31,9 @@ const int metrics_statuses[METRICS_STATUSES] = {
 	200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 507, 0,
 };
 
-/* From the 100 us of a read answered from the page cache to the 10 s a
- * stalled peer may hold a request (worker.c's PEER_TIMEOUT_S); a durable
+/* From the 100 us of a read answered from the page cache to 10 s, the
+ * default --peer-timeout (a request is timed from its last byte to its
+ * answer, so a slow peer no longer counts; 10 s is room); a durable
  * write waits for its group's two fsyncs, a few milliseconds on an SSD. */
 const uint64_t metrics_time_bounds_ns[METRICS_TIME_BUCKETS] = {
 	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,

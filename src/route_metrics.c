@@ -24,7 +24,7 @@ route_metrics(struct app *app, struct request *req, struct response *res,
 		response_error(res, err);
 		return;
 	}
-	/* worker_reply_send ends every answer with its newline */
+	/* worker_reply_render ends every answer with its newline */
 	if (res->body.len > 0 && res->body.data[res->body.len - 1] == '\n')
 		res->body.len--;
 	response_ok(res);
