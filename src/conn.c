@@ -401,6 +401,17 @@ conn_flush(struct conns *cs, struct conn *c)
 	return false;
 }
 
+bool
+conns_in_flight(struct conns *cs)
+{
+	bool any;
+
+	pthread_mutex_lock(&cs->mu);
+	any = cs->reading.n > 0 || cs->sending.n > 0;
+	pthread_mutex_unlock(&cs->mu);
+	return any;
+}
+
 /* --- the tick ---------------------------------------------------------- */
 
 static void

@@ -143,6 +143,8 @@ bool conn_flush(struct conns *cs, struct conn *c);
 /* c waits for its next request (idle), or reading if bytes of it came. */
 void conn_wait_request(struct conns *cs, struct conn *c);
 void conn_close(struct conns *cs, struct conn *c);
+/* Is a connection part-way through a request or an answer? */
+bool conns_in_flight(struct conns *cs);
 /* The tick: close what is past its deadline; log what was closed. */
 void conns_reap(struct conns *cs);
 

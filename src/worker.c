@@ -454,8 +454,10 @@ feed_close(struct serving *t)
 	t->feed[0] = t->feed[1] = -1;
 }
 
-/* A whole request fits in the feed, so writing it never waits; nor does
- * libfcgi's read, of bytes written first. Its end is non-blocking all
+/* A whole request fits in the feed, so writing it never waits (the
+ * kernel doubles SO_SNDBUF and caps it at net.core.wmem_max, 208 KiB by
+ * default: one request, FCGI_REQUEST_BYTES_MAX, goes in one piece); nor
+ * does libfcgi's read, of bytes written first. Its end is non-blocking all
  * the same: a request the guard passed but libfcgi finds short fails
  * instead of holding the thread. */
 bool
@@ -717,8 +719,9 @@ worker_open(struct worker *w, bool quiet)
 }
 
 /* Take no new connection; serve what nginx sends on the kept ones for a
- * moment, closing each after its reply; then stop the threads, which
- * first serve the connections that are ready. */
+ * moment, closing each after its reply, and finish the requests and the
+ * answers part-way through; then stop the threads, which first serve the
+ * connections that are ready. */
 static void
 stop_serving(struct worker *w)
 {
@@ -727,6 +730,14 @@ stop_serving(struct worker *w)
 	atomic_store(&w->stopping, true);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
 	nanosleep(&grace, NULL);
+	/* A request part-way in, or an answer part-way out, is finished
+	 * first (no thread waits on it: they all serve on meanwhile); the
+	 * reaper's --peer-timeout bounds the wait, as the master's
+	 * shutdown timeout (10 s, then SIGKILL) does the whole stop. */
+	while (conns_in_flight(w->conns)) {
+		nanosleep(&grace, NULL);
+		conns_reap(w->conns);
+	}
 	(void)!write(w->stop_pipe[1], "x", 1);
 }
 
