@@ -180,8 +180,11 @@ event_decode(const MDB_val *k, const MDB_val *v, struct decoded *d)
 	if (tlen + (tlen > 0) + (size_t)(end - name) > QUEUE_NAME_MAX)
 		return MDB_CORRUPTED;
 	memcpy(&h, v->mv_data, sizeof h);
+	/* the lengths are bounded as event_put writes them: the request id
+	 * is copied into d->request_id */
 	if (v->mv_size != sizeof h + h.claimant_len + h.request_id_len + h.annotations_len ||
-	    history_kind_name(h.kind) == NULL)
+	    h.claimant_len > CLAIMANT_MAX || h.request_id_len > HISTORY_REQUEST_ID_MAX ||
+	    h.annotations_len > HISTORY_ANNOTATIONS_MAX || history_kind_name(h.kind) == NULL)
 		return MDB_CORRUPTED;
 	snprintf(d->queue, sizeof d->queue, "%.*s%s%.*s", (int)tlen, p,
 	    tlen ? ":" : "", (int)(end - name), name);

@@ -152,8 +152,10 @@ item_decode(const MDB_val *v, struct item *it)
 	if (v->mv_size < sizeof it->h)
 		return MDB_CORRUPTED;
 	memcpy(&it->h, v->mv_data, sizeof it->h);
+	/* claimant and bind are copied into the result's owner and bound_to */
 	if (v->mv_size - sizeof it->h != (size_t)it->h.claimant_len +
-	    it->h.payload_len + it->h.follow_len + it->h.bind_len)
+	    it->h.payload_len + it->h.follow_len + it->h.bind_len ||
+	    it->h.claimant_len > CLAIMANT_MAX || it->h.bind_len > BIND_MAX)
 		return MDB_CORRUPTED;
 	it->claimant = (const char *)v->mv_data + sizeof it->h;
 	it->payload = it->claimant + it->h.claimant_len;

@@ -360,6 +360,71 @@ test_verify(void)
 	is_int(problems, 1, "verify: an oldest event without its expiry entry is found");
 }
 
+/* --- records whose lengths are past their limits are corrupt --- */
+
+/* Rewrite the record under key in dbi: fn changes a copy, which may be
+ * longer (to size bytes, zero-filled). */
+static void
+rewrite(MDB_dbi dbi, const char *key, size_t size, void (*fn)(char *rec))
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	MDB_txn *txn;
+	char *rec;
+
+	if (store_begin(st, true, &txn) != E_OK || mdb_get(txn, dbi, &k, &v) != 0)
+		bail_out("rewrite %s", key);
+	rec = calloc(1, size > v.mv_size ? size : v.mv_size);
+	memcpy(rec, v.mv_data, v.mv_size);
+	fn(rec);
+	v = (MDB_val){ size > v.mv_size ? size : v.mv_size, rec };
+	if (mdb_put(txn, dbi, &k, &v, 0) != 0 || store_commit(txn) != E_OK)
+		bail_out("rewrite %s: put", key);
+	free(rec);
+}
+
+/* The history header's request_id_len (byte 28), claimant_len (27) and
+ * annotations_len (24) as docs/storage.md lays them out. */
+static void
+request_id_250(char *rec)
+{
+	rec[24] = rec[25] = 0;
+	rec[27] = 0;
+	rec[28] = (char)250;
+}
+
+static void
+bind_300(char *rec)
+{
+	struct item_hdr h;
+
+	memcpy(&h, rec, sizeof h);
+	h.bind_len = 300;
+	h.claimant_len = 0;
+	h.payload_len = 0;
+	h.follow_len = 0;
+	memcpy(rec, &h, sizeof h);
+}
+
+static void
+test_corrupt_lengths(void)
+{
+	char hkey[64];
+	struct queue_op op;
+
+	section("corrupt", MAP_DEFAULT);
+	qop(QOP_ENQUEUE, T0, "t:q", "k", NULL, 0, NULL, "r1", NULL);
+	/* a request id longer than any kept (200) overran the decoder's copy */
+	snprintf(hkey, sizeof hkey, "t:1/k/q/%016llx", 1ULL);
+	rewrite(st->history, hkey, 32 + 250, request_id_250);
+	ok(strncmp(history_of("t:q", NULL, "k", 10), "enqueued", 8) != 0,
+	    "corrupt: an event with a 250-byte request id is not decoded");
+	/* an item's bind longer than BIND_MAX overran the result's bound_to */
+	rewrite(st->items, "t:q/k", sizeof(struct item_hdr) + 300, bind_300);
+	ok(!qop(QOP_STATUS, T0 + 1, "t:q", "k", NULL, 0, NULL, NULL, &op),
+	    "corrupt: an item with a 300-byte bind is not read");
+	queue_result_free(&op.res);
+}
+
 int
 main(void)
 {
@@ -370,6 +435,7 @@ main(void)
 	test_retention();
 	test_items();
 	test_verify();
+	test_corrupt_lengths();
 	fixture_end();
 	return done_testing();
 }
