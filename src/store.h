@@ -473,12 +473,12 @@ enum casq_err queue_items(struct store *st, MDB_txn *txn, const char *queue,
 struct queue_walk_item {
 	const char     *key;
 	size_t          key_len;
-	enum item_state state;	/* a lease that ran out shows ready, as status does */
+	enum item_state state;	/* a lease that ran out shows ready or dead, as status does */
 	uint32_t        attempts;
 	int64_t         enqueued_at, ready_at, lease_until;
 	const char     *claimant;	/* the lease's holder */
 	size_t          claimant_len;
-	const char     *payload;	/* JSON text; payload_len 0: none */
+	const char     *payload;	/* JSON text (a ran-out lease's follow-up's); payload_len 0: none */
 	size_t          payload_len;
 };
 /* Call fn for each item of queue ("tenant:name") in key order, from the

@@ -1331,21 +1331,26 @@ queue_list(struct store *st, MDB_txn *txn, const char *prefix,
 	    &c.qs, sizeof c.qs, queue_list_one, &c), "list queues");
 }
 
-/* What a tool is shown of an item: as op_status, a lease that ran out
- * is ready from the moment it ended. */
+/* What a tool is shown of an item: as op_status and the item listing
+ * show it, a lease that ran out is what its end will make of it
+ * (lease_ended_view: ready, with a follow-up's payload, or dead at max
+ * attempts). */
 static struct queue_walk_item
-walk_item(const MDB_val *k, size_t plen, const struct item *it, int64_t now)
+walk_item(const MDB_val *k, size_t plen, const struct item *it, int64_t now,
+    uint32_t max)
 {
 	bool ran_out = it->h.state == ITEM_LEASED && it->h.lease_until <= now;
+	bool follow = ran_out && (it->h.flags & ITEM_FOLLOW_UP);
+	struct item_hdr h = ran_out ? lease_ended_view(it->h, max) : it->h;
 
 	return (struct queue_walk_item){
 	    .key = (const char *)k->mv_data + plen, .key_len = k->mv_size - plen,
-	    .state = ran_out ? ITEM_READY : (enum item_state)it->h.state,
-	    .attempts = it->h.attempts, .enqueued_at = it->h.enqueued_at,
-	    .ready_at = ran_out ? it->h.lease_until : it->h.ready_at,
+	    .state = (enum item_state)h.state, .attempts = h.attempts,
+	    .enqueued_at = h.enqueued_at, .ready_at = h.ready_at,
 	    .lease_until = it->h.lease_until,
 	    .claimant = it->claimant, .claimant_len = it->h.claimant_len,
-	    .payload = it->payload, .payload_len = it->h.payload_len };
+	    .payload = follow ? it->follow : it->payload,
+	    .payload_len = follow ? it->h.follow_len : it->h.payload_len };
 }
 
 enum casq_err
@@ -1356,11 +1361,14 @@ queue_walk(struct store *st, MDB_txn *txn, const char *queue,
 	struct item_key start;
 	MDB_cursor *cur;
 	MDB_val k, v;
+	struct queue_stats qs;
 	bool more = true;
 	int rc;
 
 	item_key_make(&start, queue, from ? from : "");
-	if ((rc = mdb_cursor_open(txn, st->items, &cur)) != 0)
+	if ((rc = stats_get(st, txn, queue, &qs)) == MDB_NOTFOUND)
+		return E_OK;		/* no queue: no items */
+	if (rc != 0 || (rc = mdb_cursor_open(txn, st->items, &cur)) != 0)
 		return store_map_error(rc, "list items");
 	k = start.val;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && more;
@@ -1372,7 +1380,7 @@ queue_walk(struct store *st, MDB_txn *txn, const char *queue,
 			break;		/* past the queue's items */
 		if ((rc = item_decode(&v, &it)) != 0)
 			break;
-		view = walk_item(&k, plen, &it, now);
+		view = walk_item(&k, plen, &it, now, qs.config.max_attempts);
 		more = fn(ctx, &view);
 	}
 	mdb_cursor_close(cur);

@@ -425,6 +425,42 @@ test_corrupt_lengths(void)
 	queue_result_free(&op.res);
 }
 
+/* --- queue_walk (casqctl items, show, export) sees a lease that ran out
+ * as status and the item listing do --- */
+
+static bool
+walk_one(void *ctx, const struct queue_walk_item *it)
+{
+	*(struct queue_walk_item *)ctx = *it;
+	return false;
+}
+
+static void
+test_walk_ran_out(void)
+{
+	struct queue_op cfg = { .kind = QOP_CONFIG, .now = T0, .queue = "t:q",
+	    .claimant = "", .set_max_attempts = true, .config.max_attempts = 1 };
+	struct queue_walk_item it = { 0 };
+	char next[ITEM_KEY_MAX + 1];
+	MDB_txn *txn;
+
+	section("walk", MAP_DEFAULT);
+	qop(QOP_ENQUEUE, T0, "t:q", "k", NULL, 0, NULL, NULL, NULL);
+	if (store_run_queue_op(st, &cfg) != E_OK)
+		bail_out("config");
+	queue_result_free(&cfg.res);
+	qop(QOP_CLAIM, T0 + 1, "t:q", "k", "w", 1000, NULL, NULL, NULL);
+	if (store_begin(st, false, &txn) != E_OK)
+		bail_out("begin");
+	is_int(queue_walk(st, txn, "t:q", NULL, T0 + 5000, walk_one, &it), E_OK,
+	    "walk: reads the queue");
+	mdb_txn_abort(txn);
+	is_str(item_state_name(it.state), "dead",
+	    "walk: the last lease (max_attempts 1) ran out: dead, as status says");
+	is_str(items_of(T0 + 5000, "t:q", ITEM_DEAD, NULL, 5, next), "k/1/+1001",
+	    "walk: the item listing says dead too");
+}
+
 int
 main(void)
 {
@@ -436,6 +472,7 @@ main(void)
 	test_items();
 	test_verify();
 	test_corrupt_lengths();
+	test_walk_ran_out();
 	fixture_end();
 	return done_testing();
 }
