@@ -453,6 +453,29 @@ collected_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Keep only the newest limit events collected, in time order (ties in
+ * collection order: the kept ones are copied in that order), so that a
+ * key in many queues holds at most about twice limit events, not limit
+ * per queue. */
+static void
+collected_keep_newest(struct collected *c, size_t limit)
+{
+	size_t from = c->n > limit ? c->n - limit : 0;
+	struct buf kept = { 0 };
+
+	qsort(c->ev, c->n, sizeof *c->ev, collected_cmp);
+	for (size_t i = from; i < c->n; i++) {
+		struct collected_event e = c->ev[i];
+
+		c->ev[i - from] = (struct collected_event){ .off = kept.len,
+		    .klen = e.klen, .vlen = e.vlen, .at = e.at };
+		buf_append(&kept, c->bytes.data + e.off, e.klen + e.vlen);
+	}
+	c->n -= from;
+	buf_free(&c->bytes);
+	c->bytes = kept;
+}
+
 /* Each queue's range in key, one after the other: its name runs to the
  * next '/'. The next queue's range starts at or after "name0" ('0' is
  * the byte after '/'). */
@@ -476,6 +499,8 @@ collect_key(MDB_cursor *cur, char kb[static HISTORY_KEY_MAX + 1], size_t kplen,
 		kb[kplen + nlen] = '/';
 		if ((rc = collect_range(cur, kb, kplen + nlen + 1, limit, c)) != 0)
 			return rc;
+		if (c->n >= 2 * limit)
+			collected_keep_newest(c, limit);
 		kb[kplen + nlen] = '0';
 		k = (MDB_val){ kplen + nlen + 1, kb };
 	}
@@ -497,8 +522,8 @@ history_list_key(struct store *st, MDB_txn *txn, const char *tenant,
 	rc = collect_key(cur, kb, kplen, limit, &c);
 	mdb_cursor_close(cur);
 	if (rc == 0 && c.n > 0) {
-		qsort(c.ev, c.n, sizeof *c.ev, collected_cmp);
-		for (size_t i = c.n > limit ? c.n - limit : 0; i < c.n && rc == 0; i++) {
+		collected_keep_newest(&c, limit);
+		for (size_t i = 0; i < c.n && rc == 0; i++) {
 			MDB_val k = { c.ev[i].klen, c.bytes.data + c.ev[i].off };
 			MDB_val v = { c.ev[i].vlen, c.bytes.data + c.ev[i].off + c.ev[i].klen };
 

@@ -204,6 +204,11 @@ test_across(void)
 	    "across: a key with a '/' is a key of its own");
 	is_str(history_of(NULL, "t", "1234", 2), "removed +3 q=t:a\nenqueued +8 q=t:ab",
 	    "across: limit keeps the newest of all queues");
+	/* limit 3: the collection is cut to the newest 3 once it holds 6 */
+	want = history_of(NULL, "t", "1234", 3);
+	ok(strncmp(want, "claimed +2 q=t:b c=x a=1 t=", 27) == 0 &&
+	    strcmp(want + 27 + 8, "\nremoved +3 q=t:a\nenqueued +8 q=t:ab") == 0,
+	    "across: a small limit cuts the collection as it goes, newest kept:\n%s", want);
 	is_str(history_of(NULL, "v", "1234", 100), "", "across: a tenant without it has none");
 	verify_clean("across");
 }
