@@ -38,6 +38,7 @@ static const struct route_entry *const routes[] = {
 	&route_kv_set_entry,
 	&route_kv_delete_entry,
 	&route_kv_incr_entry,
+	&route_once_list_entry,
 	&route_once_entry,
 	&route_tenant_entry,
 	&route_tenants_entry,

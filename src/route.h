@@ -76,7 +76,7 @@ extern const struct route_entry route_enqueue_entry, route_claim_entry,
 	route_redrive_entry, route_queue_config_entry,
 	route_queue_list_entry, route_kv_get_entry, route_kv_set_entry,
 	route_kv_delete_entry, route_kv_incr_entry, route_kv_stats_entry,
-	route_kv_list_entry, route_once_entry, route_healthz_entry, route_ping_entry,
+	route_kv_list_entry, route_once_list_entry, route_once_entry, route_healthz_entry, route_ping_entry,
 	route_tenant_entry, route_tenants_entry, route_history_entry,
 	route_history_key_entry, route_items_entry, route_metrics_entry;
 /* The rows by number, as req->route counts them: 1 to route_count(); 0

@@ -1,7 +1,7 @@
 /*
  * route_admin.c - routes about the service rather than one queue:
  * health, the no-storage ping (the benchmark's ceiling), the queue and
- * namespace lists, the tenants.
+ * namespace and once scope lists, the tenants.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "route.h"
 
-/* One page of /v1/queues or /v1/kv; "after" continues from the last name
+/* One page of /v1/queues, /v1/kv or /v1/once; "after" continues from the last name
  * seen. */
 #define LIST_MAX	1000
 
@@ -50,9 +50,9 @@ route_ping(struct app *app, struct request *req, struct response *res,
 	json_obj_close(&j);
 }
 
-enum list_kind { LIST_QUEUES, LIST_NAMESPACES };
+enum list_kind { LIST_QUEUES, LIST_NAMESPACES, LIST_SCOPES };
 
-/* One page of the queue or namespace list: the entries are written as a
+/* One page of the queue, namespace or scope list: the entries are written as a
  * JSON array while the read transaction is open, and rendered into the
  * answer. */
 struct list_call {
@@ -92,6 +92,26 @@ ns_list_visit(void *ctx, const char *name, size_t len, const struct kv_stats *s)
 	json_obj_close(j);
 }
 
+static void
+scope_list_visit(void *ctx, const char *name, size_t len,
+    const struct once_stats *s)
+{
+	struct json *j = ctx;
+
+	json_obj_open(j, NULL);
+	json_strn(j, "scope", name, len);
+	json_int(j, "windows", (long long)s->windows);
+	json_int(j, "opened", (long long)s->opened);
+	json_int(j, "expired", (long long)s->expired);
+	json_time(j, "created_at", s->created_at);
+	json_obj_close(j);
+}
+
+static const char *const list_field[] = {
+	[LIST_QUEUES] = "queues", [LIST_NAMESPACES] = "namespaces",
+	[LIST_SCOPES] = "scopes",
+};
+
 static enum casq_err
 apply_list(struct store *st, MDB_txn *txn, void *arg)
 {
@@ -103,8 +123,10 @@ apply_list(struct store *st, MDB_txn *txn, void *arg)
 	json_arr_open(&c->j, NULL);
 	if (c->kind == LIST_QUEUES)
 		err = queue_list(st, txn, c->prefix, c->after, LIST_MAX, queue_list_visit, &c->j);
-	else
+	else if (c->kind == LIST_NAMESPACES)
 		err = kv_ns_list(st, txn, c->prefix, c->after, LIST_MAX, ns_list_visit, &c->j);
+	else
+		err = once_scope_list(st, txn, c->prefix, c->after, LIST_MAX, scope_list_visit, &c->j);
 	json_arr_close(&c->j);
 	return err;
 }
@@ -115,8 +137,7 @@ render_list(void *arg, struct json *j)
 	struct list_call *c = arg;
 
 	json_obj_open(j, NULL);
-	json_raw(j, c->kind == LIST_QUEUES ? "queues" : "namespaces", c->items.data,
-	    c->items.len);
+	json_raw(j, list_field[c->kind], c->items.data, c->items.len);
 	json_obj_close(j);
 }
 
@@ -304,6 +325,10 @@ const struct route_entry route_queue_list_entry = {
 };
 const struct route_entry route_kv_list_entry = {
 	.pattern = "/v1/kv", .exec = route_list, .kind = LIST_NAMESPACES, .auth = true,
+	.params = (const char *const[]){ "after", NULL },
+};
+const struct route_entry route_once_list_entry = {
+	.pattern = "/v1/once", .exec = route_list, .kind = LIST_SCOPES, .auth = true,
 	.params = (const char *const[]){ "after", NULL },
 };
 const struct route_entry route_tenant_entry = {

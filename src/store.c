@@ -17,7 +17,7 @@
 #include "store.h"
 
 /* Named databases; more than we use so later schemas need no flag change. */
-#define STORE_MAX_DBS		16
+#define STORE_MAX_DBS		24
 /* New data is refused (507) while less than this much of the map is free:
  * consumers must always be able to drain a full store, and claims and acks
  * need free pages too (LMDB copies every page it changes). */
@@ -44,6 +44,7 @@ static const struct {
 	{ "kv",      offsetof(struct store, kv) },
 	{ "kvns",    offsetof(struct store, kvns) },
 	{ "once",    offsetof(struct store, once) },
+	{ "oncens",  offsetof(struct store, oncens) },
 	{ "idem",    offsetof(struct store, idem) },
 	{ "tenants", offsetof(struct store, tenants) },
 	{ "history", offsetof(struct store, history) },

@@ -82,6 +82,7 @@ struct store {
 	MDB_dbi  kv;		/* namespace/key -> kv record */
 	MDB_dbi  kvns;		/* namespace -> struct kv_stats */
 	MDB_dbi  once;		/* scope/id -> once record */
+	MDB_dbi  oncens;	/* scope -> struct once_stats */
 	MDB_dbi  idem;		/* tenant:api-key-name/request-id -> stored response */
 	MDB_dbi  tenants;	/* tenant -> struct tenant_usage */
 	MDB_dbi  history;	/* tenant:<len>/key/queue/<seq hex> -> event */
@@ -660,6 +661,20 @@ struct once_op {
 enum casq_err once_apply(struct store *st, MDB_txn *txn, void *op);
 /* Expiry hook: a once-window ended. */
 expiry_sweep_fn once_sweep;
+/* A scope's counters, written with its windows. On disk in "oncens",
+ * host byte order. */
+struct once_stats {
+	uint64_t windows;	/* records held: closed windows until swept */
+	uint64_t opened;	/* windows started, a reopened id included */
+	uint64_t expired;	/* windows the sweep removed */
+	int64_t  created_at;	/* the scope's first window */
+};
+/* As kv_ns_list, for the once scopes (the scope list route, casqctl
+ * status). */
+typedef void (*once_scope_visit_fn)(void *ctx, const char *name, size_t len,
+	const struct once_stats *stats);
+enum casq_err once_scope_list(struct store *st, MDB_txn *txn, const char *prefix,
+	const char *after, size_t limit, once_scope_visit_fn fn, void *ctx);
 
 /* --- stored responses for idempotent retries (store_idem.c) --- */
 struct idem_op {

@@ -19,7 +19,8 @@
  *   - every history event decodes and names a queue that exists; an
  *     item's events are one unbroken run of seqs, at most
  *     HISTORY_PER_ITEM, and its oldest has its entry in "expiry";
- *   - each namespace's key counter equals its values;
+ *   - each namespace's key counter equals its values, each once scope's
+ *     window counter its windows;
  *   - each tenant's usage (items, values, windows) equals what its part
  *     of "items", "kv" and "once" holds.
  *
@@ -45,6 +46,7 @@
 #define ONCE_REC_SIZE	24
 #define IDEM_HDR_SIZE	56
 #define KVNS_SIZE	(7 * 8)
+#define ONCENS_SIZE	(4 * 8)
 #define HISTORY_HDR_SIZE	32
 #define HISTORY_SEQ_HEX		16
 /* "queue/<16 hex>/<16 hex>" and its NUL */
@@ -65,6 +67,12 @@ struct nscount {
 	uint64_t        keys;
 };
 
+struct scount {
+	char              name[QUEUE_NAME_MAX + 1];
+	struct once_stats stats;
+	uint64_t          windows;
+};
+
 struct tcount {
 	char                name[TENANT_NAME_MAX + 1];
 	uint64_t            items, values, windows;
@@ -82,6 +90,8 @@ struct verify {
 	size_t         nq;
 	struct nscount *ns;
 	size_t         nns;
+	struct scount *sc;
+	size_t         nsc;
 	struct tcount *t;	/* few tenants: a linear search will do */
 	size_t         nt;
 	/* the item range the history walk is in: its prefix, last seq, count */
@@ -205,23 +215,38 @@ queue_find(struct verify *v, const char *name, size_t len)
 	return NULL;
 }
 
-static struct nscount *
-ns_find(struct verify *v, const char *name, size_t len)
+/* The record named name in the n records of size bytes at base, in name
+ * order as their walk added them (the name is each one's first member). */
+static void *
+named_find(void *base, size_t n, size_t size, const char *name, size_t len)
 {
-	size_t lo = 0, hi = v->nns;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = cmp_name(v->ns[mid].name, name, len);
+		char *rec = (char *)base + mid * size;
+		int c = cmp_name(rec, name, len);
 
 		if (c == 0)
-			return &v->ns[mid];
+			return rec;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return NULL;
+}
+
+static struct nscount *
+ns_find(struct verify *v, const char *name, size_t len)
+{
+	return named_find(v->ns, v->nns, sizeof *v->ns, name, len);
+}
+
+static struct scount *
+scope_find(struct verify *v, const char *name, size_t len)
+{
+	return named_find(v->sc, v->nsc, sizeof *v->sc, name, len);
 }
 
 /* True when key exists in dbi; *val gets its value. */
@@ -539,14 +564,47 @@ check_ns_counts(struct verify *v)
 }
 
 static void
+visit_oncens(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	char s[201];
+	struct scount *n;
+
+	if (k->mv_size == 0 || k->mv_size > QUEUE_NAME_MAX || d->mv_size != ONCENS_SIZE) {
+		problem(v, "oncens: bad record for '%s' (%zu bytes)",
+		    shown(k->mv_data, k->mv_size, s), d->mv_size);
+		return;
+	}
+	v->sc = xrealloc(v->sc, (v->nsc + 1) * sizeof *v->sc);
+	n = &v->sc[v->nsc++];
+	memset(n, 0, sizeof *n);
+	memcpy(n->name, k->mv_data, k->mv_size);
+	memcpy(&n->stats, d->mv_data, sizeof n->stats);
+}
+
+static void
+check_scope_counts(struct verify *v)
+{
+	for (size_t i = 0; i < v->nsc; i++)
+		if (v->sc[i].windows != v->sc[i].stats.windows)
+			problem(v, "oncens: '%s' counts %" PRIu64 " windows, the windows say %" PRIu64,
+			    v->sc[i].name, v->sc[i].stats.windows, v->sc[i].windows);
+}
+
+static void
 visit_once(struct verify *v, const MDB_val *k, const MDB_val *d)
 {
+	size_t sl = prefix_len(k);
+	struct scount *n;
 	struct tcount *t;
 	char s[201];
 
 	shown(k->mv_data, k->mv_size, s);
 	if ((t = tenant_of(v, k)) != NULL)
 		t->windows++;
+	if (sl == 0 || (n = scope_find(v, k->mv_data, sl)) == NULL)
+		problem(v, "once: '%s' belongs to a scope without a record", s);
+	else
+		n->windows++;
 	if (d->mv_size != ONCE_REC_SIZE)
 		problem(v, "once: '%s' has a record of %zu bytes", s, d->mv_size);
 	else if (!expiry_has(v, (int64_t)rd64((const char *)d->mv_data + 8), EXPIRY_ONCE,
@@ -713,6 +771,7 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	check_schema(&v);
 	walked = walk(&v, st->queues, "queues", visit_queue) &&
 	    walk(&v, st->kvns, "kvns", visit_kvns) &&
+	    walk(&v, st->oncens, "oncens", visit_oncens) &&
 	    walk(&v, st->items, "items", visit_item) &&
 	    walk(&v, st->ready, "ready", visit_ready) &&
 	    walk(&v, st->leases, "leases", visit_lease) &&
@@ -728,11 +787,13 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	if (walked) {
 		check_queue_counts(&v);
 		check_ns_counts(&v);
+		check_scope_counts(&v);
 		check_tenant_counts(&v);
 	}
 	mdb_txn_abort(v.txn);
 	free(v.q);
 	free(v.ns);
+	free(v.sc);
 	free(v.t);
 	if (problems)
 		*problems = v.problems;

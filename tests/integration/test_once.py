@@ -2,8 +2,11 @@
 """Once-windows through nginx + TLS + FastCGI + casqd + LMDB: first:true
 then first:false with first_seen and count; ids and scopes independent;
 200 simultaneous first calls with one id (exactly one first:true, counts
-1..200 each once); parameter errors; ttl; and, with a test-clock build,
-a new window once the clock passes the old one's expiry."""
+1..200 each once); parameter errors; ttl; with a test-clock build, a new
+window once the clock passes the old one's expiry; and /v1/once, the
+tenant's scopes with their counters as windows open and are swept, paged
+with after, for a read key, isolated between tenants, for an admin with
+X-Casq-Tenant."""
 
 import calendar
 import collections
@@ -170,13 +173,67 @@ def clock(s, works):
        "clock: the new window counts from 1 again (count 2 on the next call)")
 
 
+def scopes_of(s, key=Ellipsis, headers=None):
+    r = s.call("GET", "/v1/once", key=key, headers=headers)
+    return {x["scope"]: (x["windows"], x["opened"], x["expired"]) for x in (r.json or {}).get("scopes", [])}
+
+
+def scope_list(s, works):
+    """/v1/once: every scope of the tenant in name order with its counters."""
+    once = lambda scope, key=Ellipsis, **p: s.call("GET", "/v1/once/" + scope, params=p, key=key)  # noqa: E731
+    for sc, i in (("sl-b", "1"), ("sl-a", "1"), ("sl-a", "2"), ("sl-a", "1"), ("sl-c", "1")):
+        once(sc, id=i, ttl=60)
+    r = s.call("GET", "/v1/once")
+    eq((r.status, r.text[:11]), (200, '{"scopes":['), "scope list: 200 {\"scopes\":[")
+    rows = r.get("scopes") or []
+    names = [x.get("scope") for x in rows]
+    eq(names, sorted(names), "scope list: in name order")
+    a = [x for x in rows if x.get("scope") == "sl-a"]
+    eq([list(x) for x in a], [["scope", "windows", "opened", "expired", "created_at"]], "scope list: key order")
+    eq([(x["windows"], x["opened"], x["expired"]) for x in a], [(2, 2, 0)],
+       "scope list: sl-a holds two windows (a later call of id 1 opens none)")
+    ok(a and ISO_RE.match(a[0].get("created_at") or ""), "scope list: created_at is a time", "got %r" % a)
+    r = s.call("GET", "/v1/once", params={"after": "sl-a"})
+    eq([x.get("scope") for x in r.get("scopes") or []][:2], ["sl-b", "sl-c"], "scope list after sl-a: sl-b, sl-c")
+    r = s.call("GET", "/v1/once", params={"after": "sl-c"})
+    ok("sl-c" not in [x.get("scope") for x in r.get("scopes") or []], "scope list after sl-c does not list sl-c")
+    r = s.call("POST", "/v1/once", body={"after": 5})
+    eq((r.status, r.reason), (400, "Bad Parameter"), "scope list: a numeric after is 400 Bad Parameter")
+    r = s.call("GET", "/v1/once", params={"id": "1"})
+    eq((r.status, r.reason), (400, "Unknown Parameter"), "scope list: id is 400 Unknown Parameter")
+
+    other = s.add_key("once-other", "--tenant", "other")
+    reader = s.add_key("once-reader", "--tenant", "other", "--scope", "read")
+    adm = s.add_key("once-admin", "--tenant", "ops", "--scope", "admin")
+    once("sl-x", key=other, id="1", ttl=60)
+    eq(scopes_of(s, key=reader), {"sl-x": (1, 1, 0)}, "scope list: a read key lists its tenant's scope only")
+    ok("sl-x" not in scopes_of(s), "scope list: the other tenant's scope is not listed")
+    eq(scopes_of(s, key=adm, headers={"X-Casq-Tenant": "other"}), {"sl-x": (1, 1, 0)},
+       "scope list: an admin with X-Casq-Tenant lists that tenant's scopes")
+
+    if not works:
+        skip("scope list: counts fall as windows are swept", "casqd built without --enable-test-clock")
+        return
+    s.advance(61)
+    # the sweep removes ended windows about once a second: wait for it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(scopes_of(s).get(k, (0,))[0] for k in ("sl-a", "sl-b", "sl-c")):
+        time.sleep(0.1)
+    got = scopes_of(s)
+    eq({k: got.get(k) for k in ("sl-a", "sl-b", "sl-c")}, {"sl-a": (0, 2, 2), "sl-b": (0, 1, 1), "sl-c": (0, 1, 1)},
+       "scope list: the swept windows count as expired, the scopes stay")
+    once("sl-a", id="1", ttl=60)
+    eq(scopes_of(s).get("sl-a"), (1, 3, 2), "scope list: a window after the sweep counts again")
+
+
 def main():
     t = time.monotonic()
     with Stack(workers=2, test_clock=True) as s:
         works = s.test_clock_works()
         comment("test clock %s" % ("works" if works else "has no effect (not a test build)"))
         off = s.clock_ms() / 1000.0 if works else 0.0
-        for fn, args in ((basics, (s, off)), (errors, (s,)), (race, (s,)), (clock, (s, works))):
+        for fn, args in ((basics, (s, off)), (errors, (s,)), (race, (s,)), (clock, (s, works)),
+                         (scope_list, (s, works))):
             t1 = time.monotonic()
             fn(*args)
             comment("%s: %.2f s" % (fn.__name__, time.monotonic() - t1))

@@ -4,7 +4,7 @@
 loaded with mdb_load and opened by this casqd, which moves it to schema 2
 in one transaction, its data becoming tenant default's, and on to schema
 3 (item history from then on, the queue, item and claim records
-converted). Every item, claim record, lease, delayed item, value, counter,
+converted, the once scope counted from its window). Every item, claim record, lease, delayed item, value, counter,
 once-window and stored answer must survive and still behave: claims,
 acks, replays, expiry; the log names the counts. A database of schema 2
 (tests/fixtures/schema2.dump, by make-schema2.py) is upgraded to 3: its
@@ -55,7 +55,8 @@ def main():
            "items 5" in log and "claimed 1" in log and "kv 3" in log and "once 1" in log and "idem 1" in log,
            "the upgrade is logged with its counts", log[-600:])
         ok("database upgraded to schema 3: item history recorded from now on; records "
-           "converted: queues 1, items 5, claimed 1" in log, "the step to schema 3 is logged", log[-600:])
+           "converted: queues 1, items 5, claimed 1; once scopes counted 1" in log, "the step to schema 3 is logged",
+           log[-600:])
         q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
         r = s.call("GET", "/v1/tenant")
         eq((r.get("tenant"), r.get("items"), r.get("values"), r.get("windows"), r.get("queues"),
@@ -79,8 +80,13 @@ def main():
         r = kv("get", key="x")
         eq((r.get("value"), r.get("version")), ({"plan": "team"}, 2), "a value keeps its text and version")
         eq(kv("incr", key="n").get("value"), 6, "a counter counts on")
+        eq([(x["scope"], x["windows"], x["opened"], x["expired"]) for x in
+            (s.call("GET", "/v1/once").json or {}).get("scopes", [])], [("form", 1, 1, 0)],
+           "the upgrade counted the scope's window")
         r = s.call("POST", "/v1/once/form", body={"id": "1"})
         eq((r.get("first"), r.get("count")), (False, 2), "the once-window is still open")
+        eq((s.call("GET", "/v1/once").json or {}).get("scopes", [{}])[0].get("created_at"), r.get("first_seen"),
+           "the scope was created with its oldest window")
         names = [x["queue"] for x in (s.call("GET", "/v1/queues").json or {}).get("queues", [])]
         eq(names, ["welcome"], "the queue list shows the queue without its tenant")
         # expiry after the upgrade: the lease of f (60 s), the ttl of t (3600 s)
@@ -104,7 +110,14 @@ def main():
         with open(s.casqd_log) as f:
             eq(f.read().count("database upgraded"), 2, "a restart does not upgrade again")
         eq(q("status", key="d").get("state"), "ready", "the data is there after the restart")
+        verify(s)
     schema2()
+
+
+def verify(s):
+    r = subprocess.run([os.path.join(os.path.dirname(s.casqd_argv()[0]), "casqctl"), "verify", s.data],
+                       capture_output=True, text=True, timeout=60)
+    eq((r.returncode, r.stdout[-300:]), (0, r.stdout[-300:]), "casqctl verify: the upgraded database is consistent")
 
 
 def schema2():
@@ -113,7 +126,7 @@ def schema2():
         with open(s.casqd_log) as f:
             log = f.read()
         ok("database upgraded to schema 3: item history recorded from now on; records "
-           "converted: queues 2, items 6, claimed 2" in log and
+           "converted: queues 2, items 6, claimed 2; once scopes counted 0" in log and
            "upgraded to schema 2" not in log, "the upgrade from schema 2 is logged with its counts", log[-600:])
         acme = s.add_key("acme2", "--tenant", "acme")
         q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
@@ -143,9 +156,7 @@ def schema2():
         r = a("pop", bind="lead-1")
         eq((r.get("again"), r.get("key")), (False, "code1"), "a bound pop on the other tenant's upgraded queue")
         eq(a("pop", bind="lead-1").get("again"), True, "... answers again")
-        r = subprocess.run([os.path.join(os.path.dirname(s.casqd_argv()[0]), "casqctl"), "verify", s.data],
-                           capture_output=True, text=True, timeout=60)
-        eq((r.returncode, r.stdout[-300:]), (0, r.stdout[-300:]), "casqctl verify: the upgraded database is consistent")
+        verify(s)
 
 
 run_main(main)

@@ -1,7 +1,8 @@
 /*
  * test_store_once.c - store_once.c against real LMDB in a temporary
  * directory: the first call of a window, the later ones, a new window
- * after the end, the once sweep and its stale entries, a nearly full map.
+ * after the end, the once sweep and its stale entries, each scope's
+ * counters through all of these, a nearly full map.
  */
 #include "store_fixture.h"
 #include "http.h"	/* err_code, for readable diagnostics */
@@ -95,6 +96,104 @@ test_window_end(void)
 	ok(op.first && op.count == 1, "once: after the sweep the id starts over");
 }
 
+/* --- a scope's counters --- */
+
+/* The counters of scope from its "oncens" record; false without one. */
+static bool
+scope_stats(const char *scope, struct once_stats *s)
+{
+	MDB_val k = { strlen(scope), (void *)scope }, v;
+	MDB_txn *txn;
+	bool found;
+
+	if (store_begin(st, false, &txn) != E_OK)
+		bail_out("store_begin");
+	found = mdb_get(txn, st->oncens, &k, &v) == 0 && v.mv_size == sizeof *s;
+	if (found)
+		memcpy(s, v.mv_data, sizeof *s);
+	mdb_txn_abort(txn);
+	return found;
+}
+
+struct listed {
+	char     names[4][16];
+	uint64_t windows[4];
+	size_t   n;
+};
+
+static void
+listed_one(void *ctx, const char *name, size_t len, const struct once_stats *s)
+{
+	struct listed *l = ctx;
+
+	if (l->n < 4 && len < sizeof l->names[0]) {
+		memcpy(l->names[l->n], name, len);
+		l->names[l->n][len] = '\0';
+		l->windows[l->n++] = s->windows;
+	}
+}
+
+static struct listed
+list_scopes(const char *prefix, const char *after)
+{
+	struct listed l = { 0 };
+	MDB_txn *txn;
+
+	if (store_begin(st, false, &txn) != E_OK)
+		bail_out("store_begin");
+	if (once_scope_list(st, txn, prefix, after, 10, listed_one, &l) != E_OK)
+		diag("once_scope_list failed");
+	mdb_txn_abort(txn);
+	return l;
+}
+
+static void
+test_scope_counts(void)
+{
+	struct sweep_counts c = { 0 };
+	struct once_stats s;
+	struct listed l;
+
+	section("scopes", MAP_DEFAULT);
+	ok(!scope_stats("t:s", &s), "once: a scope has no record before its first window");
+	once_at(T0, "t:s", "a", 1000, NULL);
+	once_at(T0 + 5, "t:s", "a", 1000, NULL);
+	once_at(T0 + 10, "t:s", "b", 2000, NULL);
+	once_at(T0 + 10, "t:u", "a", 1000, NULL);
+	ok(scope_stats("t:s", &s), "once: the first window makes the scope's record");
+	is_int(s.windows, 2, "once: two ids, two windows (a later call adds none)");
+	is_int(s.opened, 2, "once: ... two opened");
+	is_int(s.created_at, T0, "once: created_at is the first window's time");
+	/* the window of a ended, not yet swept: reopening it adds no window */
+	once_in_txn(T0 + 1000, "t:s", "a", 1000);
+	scope_stats("t:s", &s);
+	is_int(s.windows, 2, "once: a reopened window is the same window");
+	is_int(s.opened, 3, "once: ... and counts as opened");
+	is_int(sweep_at(T0 + 1000, &c), E_OK, "once: sweep the stale entry");
+	scope_stats("t:s", &s);
+	is_int(s.windows, 2, "once: a stale entry removes no window");
+	is_int(s.expired, 0, "once: ... and expires none");
+	is_int(sweep_at(T0 + 2010, &c), E_OK, "once: sweep both windows of t:s");
+	scope_stats("t:s", &s);
+	is_int(s.windows, 0, "once: the sweep counts the windows down");
+	is_int(s.expired, 2, "once: ... as expired");
+	is_int(s.created_at, T0, "once: ... and the empty scope keeps its record");
+	scope_stats("t:u", &s);
+	is_int(s.windows, 0, "once: t:u's window was swept too");
+	once_at(T0 + 3000, "t:u", "x", 1000, NULL);
+	once_at(T0 + 3000, "v:s", "x", 1000, NULL);
+
+	l = list_scopes("t:", NULL);
+	is_int(l.n, 2, "once: tenant t lists its two scopes");
+	is_str(l.names[0], "s", "once: ... s first, without the tenant");
+	is_str(l.names[1], "u", "once: ... then u");
+	is_int(l.windows[1], 1, "once: ... u with its window");
+	l = list_scopes("t:", "s");
+	ok(l.n == 1 && strcmp(l.names[0], "u") == 0, "once: after s: u only");
+	l = list_scopes("v:", NULL);
+	ok(l.n == 1 && strcmp(l.names[0], "s") == 0, "once: tenant v lists only its own");
+}
+
 /* --- a nearly full map --- */
 
 static void
@@ -136,6 +235,7 @@ main(void)
 	fixture_start();
 	test_first();
 	test_window_end();
+	test_scope_counts();
 	test_space();
 	fixture_end();
 	return done_testing();

@@ -7,7 +7,8 @@
  * never make, is reported by name: an index entry without its item, an
  * item without its index entry, a wrong counter, a lease or ttl without
  * its expiry entry, an item and a claim record for the same key, a record
- * that does not decode, a tenant's usage that differs from its data.
+ * that does not decode, a tenant's usage that differs from its data, a
+ * once-window without its scope's record.
  * Names are scoped with a tenant ("acme:welcome"), as the routes store them.
  */
 #include <ftw.h>
@@ -258,7 +259,7 @@ static void
 test_wrong_counter(void)
 {
 	struct queue_stats qs;
-	unsigned char kvs[56];
+	unsigned char kvs[56], ons[32];
 	struct tenant_usage tu;
 	struct seen s;
 
@@ -296,6 +297,19 @@ test_wrong_counter(void)
 	verify(&s);
 	ok(reported(&s, "kvns: 'acme:ns' counts 4 keys, the values say 3", NULL),
 	    "a wrong key counter: reported");
+
+	raw_get(st->oncens, "acme:s", ons, sizeof ons);
+	ons[0] += 2;	/* windows */
+	raw(st->oncens, "acme:s", ons, sizeof ons);
+	verify(&s);
+	ok(reported(&s, "oncens: 'acme:s' counts 3 windows, the windows say 1", NULL),
+	    "a wrong once scope counter: reported");
+	ons[0] -= 2;
+	raw(st->oncens, "acme:s", NULL, 0);
+	verify(&s);
+	ok(reported(&s, "once: 'acme:s/id1' belongs to a scope without a record", NULL),
+	    "a window without its scope record: reported");
+	raw(st->oncens, "acme:s", ons, sizeof ons);
 }
 
 static void
