@@ -105,6 +105,23 @@ one_namespace(void *arg, const char *name, size_t len, const struct kv_stats *k)
 }
 
 static void
+one_scope(void *arg, const char *name, size_t len, const struct once_stats *o)
+{
+	struct status *s = arg;
+	char at[32], scoped[QUEUE_NAME_MAX + 1];
+
+	len = (size_t)snprintf(scoped, sizeof scoped, "%s%.*s", s->prefix, (int)len, name);
+	row_open(s);
+	field_names(s, scoped, len);
+	field_count(s, "windows", o->windows);
+	field_count(s, "opened", o->opened);
+	field_count(s, "expired", o->expired);
+	ctl_time(o->created_at, at);
+	field_text(s, "created_at", at, strlen(at));
+	row_close(s);
+}
+
+static void
 one_tenant(void *arg, const char *tenant)
 {
 	struct status *s = arg;
@@ -137,6 +154,12 @@ list_namespaces(struct status *s)
 }
 
 static enum casq_err
+list_scopes(struct status *s)
+{
+	return once_scope_list(s->c->st, s->txn, s->prefix, NULL, SIZE_MAX, one_scope, s);
+}
+
+static enum casq_err
 list_tenants(struct status *s)
 {
 	return tenant_list(s->c->st, s->txn, one_tenant, s);
@@ -146,6 +169,8 @@ static const char *const queue_head[] = { "TENANT", "QUEUE", "READY", "LEASED",
 	"ENQUEUED", "CLAIMED", "ACKED", "RELEASED", "REMOVED", "EXPIRED", "CREATED", NULL };
 static const char *const namespace_head[] = { "TENANT", "NAMESPACE", "KEYS", "SETS",
 	"DELETES", "INCRS", "CAS_FAILURES", "EXPIRED", NULL };
+static const char *const scope_head[] = { "TENANT", "SCOPE", "WINDOWS", "OPENED",
+	"EXPIRED", "CREATED", NULL };
 static const char *const tenant_head[] = { "TENANT", "ITEMS", "VALUES", "WINDOWS",
 	"QUEUES", "NAMESPACES", NULL };
 
@@ -269,6 +294,8 @@ status_run(struct ctl *c, int argc, char **argv, const struct ctl_cmd *cmd,
 			err = section(&s, "namespaces", "namespaces", namespace_head,
 			    list_namespaces);
 		if (err == E_OK && all)
+			err = section(&s, "once_scopes", "once scopes", scope_head, list_scopes);
+		if (err == E_OK && all)
 			err = section(&s, "tenants", "tenants", tenant_head, list_tenants);
 		mdb_txn_abort(s.txn);
 	}
@@ -293,7 +320,8 @@ status_exec(struct ctl *c, int argc, char **argv)
 
 const struct ctl_cmd ctl_status_cmd = {
 	.name = "status", .args = "", .exec = status_exec,
-	.about = "the environment (map, pages, readers, schema), queues, namespaces, tenants",
+	.about = "the environment (map, pages, readers, schema), queues, namespaces, "
+	    "once scopes, tenants",
 };
 
 static int

@@ -103,6 +103,8 @@ def setup(s):
     eq(q("claim", key="c", claimant="hourly").get("claimed"), True, "consume c")
     s.call("POST", "/v1/kv/prefs/set", body={"key": "colour", "value": {"r": 1}})
     s.call("POST", "/v1/kv/prefs/set", body={"key": "temp", "value": "x", "ttl": 3600})
+    for i in ("1", "2", "1"):
+        s.call("POST", "/v1/once/forms", body={"id": i})
     acme = s.add_key("acme", "--tenant", "acme")
     r = s.call("POST", "/v1/queues/welcome/enqueue", body={"key": "z"}, key=acme)
     eq(r.get("enqueued"), True, "tenant acme enqueues z into its own welcome")
@@ -127,11 +129,13 @@ def check_status(s):
        "status: the counters the API shows")
     eq([(n["tenant"], n["name"], n["keys"]) for n in st.get("namespaces", [])],
        [("default", "prefs", 2)], "status: the namespace and its keys")
+    eq([(o["tenant"], o["name"], o["windows"], o["opened"], o["expired"]) for o in st.get("once_scopes", [])],
+       [("default", "forms", 2, 2, 0)], "status: the once scope and its windows")
     eq(sorted((t["tenant"], t["items"], t["values"]) for t in st.get("tenants", [])),
        [("acme", 1, 0), ("default", 4, 2)], "status: the tenants and what they hold")
     rc, out, _ = ctl(s.data, "status")
-    ok(rc == 0 and "schema %d" % schema_version() in out and "(this casqctl)" in out and "default  welcome" in out,
-       "status: the human tables", out)
+    ok(rc == 0 and "schema %d" % schema_version() in out and "(this casqctl)" in out and "default  welcome" in out and
+       "once scopes" in out and "default  forms" in out, "status: the human tables", out)
 
 
 def check_queues_items_show(s):

@@ -389,6 +389,11 @@ def check_overview(b, stack):
     want = [[n["namespace"], str(n["keys"]), str(n["sets"]), str(n["incrs"]), str(n["deletes"])]
             for n in json.loads(api(stack, "/v1/kv").raw)["namespaces"]]
     eq(nrows, want, "overview: the namespace table is /v1/kv's")
+    srows = b.rows("#scopes")
+    want = [[o["scope"], str(o["windows"]), str(o["opened"]), str(o["expired"])]
+            for o in json.loads(api(stack, "/v1/once").raw)["scopes"]]
+    ok(len(want) > 0, "overview: the seeded once scope is listed by /v1/once", repr(want))
+    eq(srows, want, "overview: the once scope table is /v1/once's")
     # It refreshes by itself: a new enqueue shows up without a reload.
     c = stack.client()
     try:

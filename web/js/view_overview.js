@@ -1,6 +1,7 @@
 // view_overview.js - the tenant at a glance: its queues with ready,
 // leased, dead, the age of the oldest ready item and the claims of the
-// last hour, its kv namespaces, its counts, and the service's health
+// last hour, its kv namespaces and once scopes, its counts, and the
+// service's health
 // from /metrics; drawn again every few seconds while it is shown.
 
 import { get, send, allQueues } from "./api.js";
@@ -45,8 +46,8 @@ function service(text) {
 const REFRESH_MS = 5000;
 
 async function draw(root) {
-	const [tenant, queues, spaces, metrics] = await Promise.all([
-		get("/v1/tenant"), allQueues(), get("/v1/kv"), send("/metrics")]);
+	const [tenant, queues, spaces, scopes, metrics] = await Promise.all([
+		get("/v1/tenant"), allQueues(), get("/v1/kv"), get("/v1/once"), send("/metrics")]);
 	const stats = await Promise.all(queues.map((q) =>
 		get("/v1/queues/" + encodeURIComponent(q.queue))));
 	const counts = el("dl", { class: "counts", id: "tenant-counts" },
@@ -71,12 +72,18 @@ async function draw(root) {
 			spaces.namespaces.map((n) => [n.namespace, String(n.keys), String(n.sets),
 				String(n.incrs), String(n.deletes)]),
 			{ id: "namespaces" });
+	const st = scopes.scopes.length === 0
+		? el("p", { id: "no-scopes" }, "No once scope yet.")
+		: table("once scopes", ["scope", "windows", "opened", "expired"],
+			scopes.scopes.map((o) => [o.scope, String(o.windows), String(o.opened),
+				String(o.expired)]),
+			{ id: "scopes" });
 	// A refresh must not take the keyboard focus away from a link.
 	const focused = root.contains(document.activeElement)
 		? document.activeElement.getAttribute("href") : null;
 	root.replaceChildren(
 		el("h1", {}, "Overview of tenant ", el("span", { class: "name" }, tenant.tenant)),
-		counts, qt, nt, el("h2", {}, "Service"),
+		counts, qt, nt, st, el("h2", {}, "Service"),
 		metrics.status === 200 ? service(metrics.text) : el("p", { class: "error" },
 			"/metrics answered " + metrics.status + " " + metrics.statusText),
 		el("p", { class: "updated", id: "updated" }, "updated " + new Date().toLocaleTimeString()));
