@@ -8,6 +8,9 @@
 
 #include "store.h"
 
+/* On disk in "oncens" (docs/storage.md): four 8-byte integers. */
+_Static_assert(sizeof(struct once_stats) == 32, "once_stats layout");
+
 struct once_rec {		/* on disk in "once" */
 	int64_t  first_seen;
 	int64_t  expires_at;
