@@ -151,6 +151,17 @@ move_db(MDB_txn *txn, MDB_dbi dbi, bool expiry, size_t *count)
 	return rc;
 }
 
+/* A step that failed: why names the schema and the database it was on;
+ * a full map is the one failure the operator can fix. Returns rc. */
+static int
+upgrade_failed(char *why, size_t whylen, int schema, const char *db, int rc)
+{
+	snprintf(why, whylen, "upgrading the database to schema %d (%s): %s%s",
+	    schema, db, mdb_strerror(rc), rc == MDB_MAP_FULL ?
+	    "; start once with a larger --map-size" : "");
+	return rc;
+}
+
 /* What tenant default holds after the move: queued items from the queue
  * counters, values from the namespace counters, windows by count. */
 static int
@@ -214,18 +225,13 @@ store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen)
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
 		if ((rc = move_db(txn, dbs[i].dbi, dbs[i].expiry, &count[i])) != 0) {
-			snprintf(why, whylen, "upgrading the database to schema 2 (%s): %s%s",
-			    dbs[i].name, mdb_strerror(rc), rc == MDB_MAP_FULL ?
-			    "; start once with a larger --map-size" : "");
-			return rc;
+			return upgrade_failed(why, whylen, 2, dbs[i].name, rc);
 		} else if (dbs[i].dbi == st->once) {
 			windows = count[i];
 		}
 	if ((rc = default_usage(st, txn, &u, windows)) != 0 ||
 	    (rc = mdb_put(txn, st->tenants, &k, &v, 0)) != 0) {
-		snprintf(why, whylen, "upgrading the database to schema 2 (tenants): %s",
-		    mdb_strerror(rc));
-		return rc;
+		return upgrade_failed(why, whylen, 2, "tenants", rc);
 	}
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && len < whylen; i++)
 		len += (size_t)snprintf(why + len, whylen - len, "%s%s %zu",
@@ -405,16 +411,10 @@ store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen)
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
 		if ((rc = convert_db(txn, dbs[i].dbi, dbs[i].convert, &count[i])) != 0) {
-			snprintf(why, whylen, "upgrading the database to schema 3 (%s): %s%s",
-			    dbs[i].name, mdb_strerror(rc), rc == MDB_MAP_FULL ?
-			    "; start once with a larger --map-size" : "");
-			return rc;
+			return upgrade_failed(why, whylen, 3, dbs[i].name, rc);
 		}
 	if ((rc = count_scopes(st, txn, &scopes)) != 0) {
-		snprintf(why, whylen, "upgrading the database to schema 3 (oncens): %s%s",
-		    mdb_strerror(rc), rc == MDB_MAP_FULL ?
-		    "; start once with a larger --map-size" : "");
-		return rc;
+		return upgrade_failed(why, whylen, 3, "oncens", rc);
 	}
 	snprintf(why, whylen, "item history recorded from now on; records "
 	    "converted: queues %zu, items %zu, claimed %zu; once scopes counted %zu",
