@@ -47,7 +47,8 @@ static const struct {
 	{ "oncens",  offsetof(struct store, oncens) },
 	{ "idem",    offsetof(struct store, idem) },
 	{ "tenants", offsetof(struct store, tenants) },
-	{ "history", offsetof(struct store, history) },
+	{ "events",  offsetof(struct store, events) },
+	{ "heads",   offsetof(struct store, heads) },
 };
 
 /* Bring a database of schema from up to STORE_SCHEMA_VERSION, one step
@@ -61,9 +62,14 @@ store_upgrade(struct store *st, MDB_txn *txn, int from, char *why, size_t whylen
 		log_info("database upgraded to schema 2, its data now tenant %s's "
 		    "(entries moved: %s)", DEFAULT_TENANT, why);
 	}
-	if (store_upgrade_v2(st, txn, why, whylen) != 0)
+	if (from <= 2) {
+		if (store_upgrade_v2(st, txn, why, whylen) != 0)
+			return -1;
+		log_info("database upgraded to schema 3: %s", why);
+	}
+	if (store_upgrade_v3(st, txn, why, whylen) != 0)
 		return -1;
-	log_info("database upgraded to schema 3: %s", why);
+	log_info("database upgraded to schema 4: %s", why);
 	return 0;
 }
 
@@ -94,7 +100,7 @@ store_init_dbs(struct store *st, char *why, size_t whylen)
 			goto fail_txn;
 	} else if (rc != 0) {
 		goto fail_txn;
-	} else if (v.mv_size == 1 && (*(char *)v.mv_data == '1' || *(char *)v.mv_data == '2')) {
+	} else if (v.mv_size == 1 && *(char *)v.mv_data >= '1' && *(char *)v.mv_data <= '3') {
 		if (store_upgrade(st, txn, *(char *)v.mv_data - '0', why, whylen) != 0) {
 			mdb_txn_abort(txn);
 			return -1;

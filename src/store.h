@@ -27,7 +27,7 @@
  *      every record back);
  *   5. STORE_MAX_DBS in store.c, when a database is added.
  */
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 /* A queue, namespace or scope as the store keeps it: "tenant:name", the
  * tenant and the path's name each 1-64 of A-Z a-z 0-9 . _ - (route.c
  * checks both), so every key starts with its tenant (store_tenant.c). */
@@ -85,7 +85,8 @@ struct store {
 	MDB_dbi  oncens;	/* scope -> struct once_stats */
 	MDB_dbi  idem;		/* tenant:api-key-name/request-id -> stored response */
 	MDB_dbi  tenants;	/* tenant -> struct tenant_usage */
-	MDB_dbi  history;	/* tenant:<len>/key/queue/<seq hex> -> event */
+	MDB_dbi  events;	/* <id: 8 bytes big-endian> -> history event */
+	MDB_dbi  heads;		/* queue/key -> struct history_head (store_history.c) */
 	int64_t  history_ttl_ms;	/* how long an event is kept */
 	/* What sweeps removed since the last "swept:" log line; written
 	 * only by the thread that runs write transactions. */
@@ -340,6 +341,17 @@ enum queue_op_kind {
  * payload JSON, the follow-up's payload JSON and the bind of the bound pop
  * that leased it (docs/storage.md). Host byte order; the schema version
  * guards the layout. */
+/* Where an item's history chain starts (store_history.c): its newest
+ * event, how many it links, and that event's time. Kept in the record
+ * that is written anyway by the change it records: the item's, then its
+ * claim record's, then, once both are gone, its own record in "heads". */
+struct history_head {
+	uint64_t last;		/* 0: no event */
+	uint32_t count;
+	uint32_t pad;
+	int64_t  last_at;
+};
+
 struct item_hdr {
 	uint8_t  state;
 	uint8_t  flags;		/* ITEM_FOLLOW_UP */
@@ -356,6 +368,7 @@ struct item_hdr {
 	uint16_t bind_len;
 	uint16_t pad;
 	char     token[TOKEN_HEX_LEN];
+	struct history_head history;
 };
 #define ITEM_FOLLOW_UP	0x01	/* enqueued again while leased: one more run */
 
@@ -366,6 +379,7 @@ struct claim_hdr {
 	uint32_t attempts;	/* claims the item had, this one included */
 	uint16_t owner_len;
 	uint16_t bind_len;
+	struct history_head history;	/* the consumed item's */
 };
 
 /* A queue's settings, kept in its stats record. */
@@ -542,10 +556,24 @@ struct history_event {
 #define HISTORY_ANNOTATIONS_MAX	1024
 
 /* Append ev to its item's history in txn, the transaction of the state
- * change it records (so both commit or neither does), trimming the
- * item's oldest event beyond HISTORY_PER_ITEM. 0 or an LMDB code, as the
- * families' record writes: call it after the op's refusals. */
-int  history_add(struct store *st, MDB_txn *txn, const struct history_event *ev);
+ * change it records (so both commit or neither does): the event goes at
+ * the end of the log, linked to head->last, and *head becomes the
+ * item's new head, for the caller to write in the record the change
+ * writes anyway. An item past HISTORY_PER_ITEM + HISTORY_TRIM_SLACK
+ * events loses all but its last HISTORY_PER_ITEM. 0 or an LMDB code, as
+ * the families' record writes: call it after the op's refusals. */
+#define HISTORY_TRIM_SLACK	100
+int  history_add(struct store *st, MDB_txn *txn, const struct history_event *ev,
+	struct history_head *head);
+/* The head of the item queue/key (ik, store_key's value) as stored:
+ * the newest of its item record's, its claim record's and its own in
+ * "heads"; all zero when it has none. 0 or an LMDB code. */
+int  history_head_get(struct store *st, MDB_txn *txn, const MDB_val *ik,
+	struct history_head *out);
+/* The item and its claim record are gone (removed, or the claim record's
+ * day is over): keep its head in "heads" until its newest event ends. */
+int  history_head_park(struct store *st, MDB_txn *txn, const MDB_val *ik,
+	const struct history_head *head);
 /* fn(ctx, ev) for the last limit events of key in queue ("tenant:name"),
  * oldest first. E_NO_QUEUE when the queue does not exist; a key without
  * history calls fn never. */
@@ -562,8 +590,25 @@ enum casq_err history_list_key(struct store *st, MDB_txn *txn,
 bool history_last_of(struct store *st, MDB_txn *txn, const char *queue,
 	const char *key, const enum history_kind *kinds, size_t nkinds,
 	int64_t *at);
-/* Expiry hook: an item's oldest events reached --history-days. */
+/* Retention: events leave the front of the log when they are
+ * --history-days old. history_due: the first one has; history_expire:
+ * remove up to limit of them, adding to *removed. */
+bool history_due(struct store *st, MDB_txn *txn, int64_t now);
+int  history_expire(struct store *st, MDB_txn *txn, int64_t now, int limit,
+	unsigned *removed);
+/* Expiry hook: a parked head's newest event ended. */
 expiry_sweep_fn history_sweep;
+/* One event of the log as stored, for the consistency walk: ev's strings
+ * point into k and v or into rec (queue, token and request id). */
+struct history_record {
+	struct history_event ev;
+	uint64_t id, prev;
+	char queue[QUEUE_NAME_MAX + 1];
+	char token[9];
+	char request_id[HISTORY_REQUEST_ID_MAX + 1];
+};
+int  history_record_decode(const MDB_val *k, const MDB_val *v,
+	struct history_record *rec);
 
 /* --- bound pops' bindings (store_bind.c) --- */
 /* What a bound pop answered, kept so that a retry with the same bind
@@ -730,6 +775,11 @@ int  store_upgrade_v1(struct store *st, MDB_txn *txn, char *why, size_t whylen);
  * history and bindings are new databases, created empty at open. why
  * gets the counts, or the reason it failed. */
 int  store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen);
+/* Schema 3 to 4: item history from its per-item ranges in "history" to
+ * the time-ordered log in "events", each item's head in its item record,
+ * claim record or "heads"; item and claim records gain the head field.
+ * "history" is dropped. why gets the counts, or the reason it failed. */
+int  store_upgrade_v3(struct store *st, MDB_txn *txn, char *why, size_t whylen);
 
 /* --- the consistency walk (store_verify.c) --- */
 /* Called once per problem found, with one line of text (no newline). */
