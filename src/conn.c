@@ -244,7 +244,8 @@ conn_refuse(struct conns *cs, struct conn *c, const char *why)
 static bool
 conn_recv(struct conn *c, unsigned char *buf, size_t *len)
 {
-	memcpy(buf, c->in, c->in_len);
+	if (c->in_len > 0)	/* c->in is NULL when nothing is kept */
+		memcpy(buf, c->in, c->in_len);
 	*len = c->in_len;
 	while (*len < FCGI_REQUEST_BYTES_MAX && !c->eof) {
 		size_t room = FCGI_REQUEST_BYTES_MAX - *len;

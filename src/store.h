@@ -565,9 +565,11 @@ struct history_event {
 #define HISTORY_TRIM_SLACK	100
 int  history_add(struct store *st, MDB_txn *txn, const struct history_event *ev,
 	struct history_head *head);
-/* The head of the item queue/key (ik, store_key's value) as stored:
- * the newest of its item record's, its claim record's and its own in
- * "heads"; all zero when it has none. 0 or an LMDB code. */
+/* The head of the item queue/key (ik, store_key's value) where it is
+ * kept: its item record's while the item exists, else its claim
+ * record's, else its own in "heads" (a head moves only that way, so the
+ * first found is the newest); all zero when it has none. 0 or an LMDB
+ * code. */
 int  history_head_get(struct store *st, MDB_txn *txn, const MDB_val *ik,
 	struct history_head *out);
 /* The item and its claim record are gone (removed, or the claim record's
@@ -581,7 +583,7 @@ typedef void (*history_visit_fn)(void *ctx, const struct history_event *ev);
 enum casq_err history_list(struct store *st, MDB_txn *txn, const char *queue,
 	const char *key, size_t limit, history_visit_fn fn, void *ctx);
 /* The same for key in every queue of tenant, the last limit events of
- * them all in time order (ties in queue order); ev->queue names each. */
+ * them all in time order (ties in commit order); ev->queue names each. */
 enum casq_err history_list_key(struct store *st, MDB_txn *txn,
 	const char *tenant, const char *key, size_t limit,
 	history_visit_fn fn, void *ctx);

@@ -105,7 +105,7 @@ expiry_due_in(struct store *st, MDB_txn *txn, int64_t now)
 		    expiry_due(&k) <= now;
 		mdb_cursor_close(cur);
 	}
-	return due;
+	return due || history_due(st, txn, now);
 }
 
 /* --- the sweep --- */
@@ -179,11 +179,18 @@ store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit,
 	struct sweep s = { .st = st, .txn = txn, .now = now,
 	    .counts = counts ? counts : &local };
 
+	int n = 0;
+
 	sweep_open(&s);
-	for (int n = 0; n < limit && sweep_next_due(&s); n++)
+	for (; n < limit && sweep_next_due(&s); n++)
 		sweep_take(&s);
 	sweep_close(&s);
-	return s.ret == MDB_NOTFOUND ? E_OK : store_map_error(s.ret, "expiry sweep");
+	/* History leaves from the front of its log, in time order of its
+	 * own: no index entries (store_history.c) */
+	if (s.ret == 0 || s.ret == MDB_NOTFOUND)
+		s.ret = history_expire(st, txn, now, limit - n,
+		    &s.counts->swept[EXPIRY_HISTORY]);
+	return s.ret == 0 ? E_OK : store_map_error(s.ret, "expiry sweep");
 }
 
 /* --- what went, for the log --- */

@@ -1,26 +1,31 @@
 /*
  * store_history.c - item history: every state change of an item (enqueued,
- * claimed, popped, acked, released, expired, removed, and part B's dead,
- * redriven, follow_up), with its time and what the change knew: claimant,
- * attempt, the first 8 digits of the lease token, the request id, the x_
+ * claimed, popped, acked, released, expired, removed, dead, redriven,
+ * follow_up), with its time and what the change knew: claimant, attempt,
+ * the first 8 digits of the lease token, the request id, the x_
  * annotations. The queue family records each change with history_add in
  * the transaction that makes it, so an event and its change are durable
  * together.
  *
- * A record's key is "tenant:<key length>/key/queue/<seq:16 hex>": the
- * length makes "tenant:4/1234/" the prefix of key 1234's events and of no
- * other key's (a key may contain '/'), so "everything casq did with lead
- * 1234" is one range, the queues' histories one after the other in it;
- * within an item, seq counts up from its first event, so its events are
- * contiguous in the order they were committed (which is their time order:
- * route.c times each write when it is applied). Events leave only from
- * the front of an item's range (the per-item cap, expiry), so an item's
- * seqs are always one unbroken run: the cap needs no counter, only the
- * item's last seq, one cursor step from where the event goes anyway.
+ * The layout is a log. "events" is keyed by an id that counts up (8
+ * bytes, big-endian, so key order is id order), so every event is
+ * appended to the rightmost page: a commit of 64 claims adds a page or
+ * two of history, not 64 pages scattered over the database, which is
+ * what a layout keyed by item costs (and what a durable commit pays for
+ * in flush time). Ids are given in commit order, which is time order
+ * (route.c times each write when it is applied), so retention is a walk
+ * from the front of the log that stops at the first event not yet old.
  *
- * Expiry: one entry per item, at the time its oldest event ends; when it
- * is due the hook deletes the events that have ended and puts the entry
- * of the next oldest. docs/storage.md has the layout.
+ * An item finds its events through a chain: each event names the item's
+ * event before it (prev), and the item's head (struct history_head: the
+ * newest event's id, the chain's length) is kept in the record the
+ * change writes anyway: the item record while the item exists, then the
+ * claim record once it is consumed, then, when both are gone, a record
+ * of its own in "heads" (parked, with an expiry entry at the time its
+ * newest event ends). The log's ids may start again from 1 once every
+ * event has ended, so a chain is only followed while ids go down and each
+ * event names the same item; anything else ends it. docs/storage.md has
+ * the layout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,34 +33,43 @@
 
 #include "store.h"
 
-#define SEQ_HEX		16
-/* "tenant:" "<len>/" key "/" name "/" <seq>: a queue's two parts are at
- * most QUEUE_NAME_MAX with their ':' (one more for a name without one) */
-#define HISTORY_KEY_MAX	(QUEUE_NAME_MAX + 1 + 3 + 1 + ITEM_KEY_MAX + 1 + 1 + SEQ_HEX)
-_Static_assert(HISTORY_KEY_MAX <= 511, "history keys fit LMDB's key limit");
+#define ID_BYTES	8
 /* A lease token's digits an event keeps: enough to tell leases apart in
  * a history, too few to ack with. */
 #define TOKEN_KEPT_HEX	8
 
-/* The record as stored: this header, then the claimant, the request id
- * and the annotations. Host byte order; the schema version guards it. */
-struct history_hdr {
+/* The record as stored: this header, then the queue ("tenant:name"),
+ * the key, the claimant, the request id and the annotations. Host byte
+ * order; the schema version guards it. */
+struct event_hdr {
 	int64_t  at;
-	int64_t  expires_at;
+	uint64_t prev;		/* the item's event before this one; 0: none */
 	uint32_t attempt;
 	uint8_t  token[TOKEN_KEPT_HEX / 2];
 	uint16_t annotations_len;
+	uint16_t key_len;
 	uint8_t  kind;
 	uint8_t  claimant_len;
 	uint8_t  request_id_len;
+	uint8_t  queue_len;
 	uint8_t  flags;
-	uint8_t  pad[2];
+	uint8_t  pad[7];
 };
 /* docs/storage.md gives this layout. */
-_Static_assert(sizeof(struct history_hdr) == 32, "history header layout");
-#define HISTORY_HAS_TOKEN	0x01
+_Static_assert(sizeof(struct event_hdr) == 40, "history event header layout");
+_Static_assert(sizeof(struct history_head) == 24, "history head layout");
+#define EVENT_HAS_TOKEN	0x01
+/* A head parked in "heads", with the time its expiry entry is for. */
+struct parked_head {
+	struct history_head head;
+	int64_t  expires_at;
+};
+_Static_assert(sizeof(struct parked_head) == 32, "parked head layout");
 _Static_assert(CLAIMANT_MAX <= UINT8_MAX && HISTORY_REQUEST_ID_MAX <= UINT8_MAX &&
-    HISTORY_ANNOTATIONS_MAX <= UINT16_MAX, "history length fields");
+    HISTORY_ANNOTATIONS_MAX <= UINT16_MAX && QUEUE_NAME_MAX <= UINT8_MAX &&
+    ITEM_KEY_MAX <= UINT16_MAX, "history length fields");
+#define EVENT_MAX	(sizeof(struct event_hdr) + QUEUE_NAME_MAX + ITEM_KEY_MAX + \
+	CLAIMANT_MAX + HISTORY_REQUEST_ID_MAX + HISTORY_ANNOTATIONS_MAX)
 
 const char *
 history_kind_name(enum history_kind kind)
@@ -72,160 +86,67 @@ history_kind_name(enum history_kind kind)
 }
 
 /*----------------------------------------------------------------------------
- * Keys: a key's range, an item's range, an event
+ * Records: an event's id, header and strings
  *--------------------------------------------------------------------------*/
 
-/* "tenant:<len>/key/": every event of key in the tenant's queues. */
-static size_t
-key_prefix(char out[static HISTORY_KEY_MAX + 1], const char *tenant,
-    size_t tenant_len, const char *key, size_t key_len)
-{
-	int n = snprintf(out, HISTORY_KEY_MAX + 1, "%.*s:%zu/%.*s/", (int)tenant_len,
-	    tenant, key_len, (int)key_len, key);
-
-	if (n < 0 || n > HISTORY_KEY_MAX - SEQ_HEX)
-		fatal("history key too long (validated by caller)");
-	return (size_t)n;
-}
-
-/* "tenant:<len>/key/name/": one item's events; queue is "tenant:name"
- * (a name without a tenant, as tools and tests may use, is stored as
- * the tenant "" 's). */
-static size_t
-item_prefix(char out[static HISTORY_KEY_MAX + 1], const char *queue,
-    const char *key, size_t key_len)
-{
-	const char *colon = strchr(queue, ':');
-	const char *name = colon ? colon + 1 : queue;
-	size_t n = key_prefix(out, queue, colon ? (size_t)(colon - queue) : 0, key, key_len);
-	size_t name_len = strlen(name);
-
-	if (n + name_len + 1 > HISTORY_KEY_MAX - SEQ_HEX)
-		fatal("history key too long (validated by caller)");
-	memcpy(out + n, name, name_len);
-	out[n + name_len] = '/';
-	return n + name_len + 1;
-}
-
-/* Append an event's seq to the item prefix in kb[0..plen). */
 static MDB_val
-event_key(char kb[static HISTORY_KEY_MAX + 1], size_t plen, uint64_t seq)
+id_key(unsigned char kb[static ID_BYTES], uint64_t id)
 {
-	snprintf(kb + plen, HISTORY_KEY_MAX + 1 - plen, "%016llx", (unsigned long long)seq);
-	return (MDB_val){ plen + SEQ_HEX, kb };
+	for (int i = ID_BYTES - 1; i >= 0; i--, id >>= 8)
+		kb[i] = (unsigned char)id;
+	return (MDB_val){ ID_BYTES, kb };
 }
 
-/* True when k is an event of the item (or key) range prefix[0..plen). */
-static bool
-in_range(const MDB_val *k, const char *prefix, size_t plen)
-{
-	return k->mv_size > plen && memcmp(k->mv_data, prefix, plen) == 0;
-}
-
+/* The id of a key of the log; 0 for one that is not an id. */
 static uint64_t
-key_seq(const MDB_val *k)
+key_id(const MDB_val *k)
 {
-	char hex[SEQ_HEX + 1];
+	const unsigned char *p = k->mv_data;
+	uint64_t id = 0;
 
-	memcpy(hex, (const char *)k->mv_data + k->mv_size - SEQ_HEX, SEQ_HEX);
-	hex[SEQ_HEX] = '\0';
-	return strtoull(hex, NULL, 16);
+	if (k->mv_size != ID_BYTES)
+		return 0;
+	for (int i = 0; i < ID_BYTES; i++)
+		id = id << 8 | p[i];
+	return id;
 }
 
-/*----------------------------------------------------------------------------
- * Records: one event's header and strings
- *--------------------------------------------------------------------------*/
-
-/* An event as read back: ev's strings point into the key and the value,
- * but for those that need a NUL, copied out. */
-struct decoded {
-	struct history_event ev;
-	char queue[QUEUE_NAME_MAX + 1];
-	char token[TOKEN_KEPT_HEX + 1];
-	char request_id[HISTORY_REQUEST_ID_MAX + 1];
-};
-
-/* The key's length from "<digits>/" at p, before end; NULL past it or
- * when it is not one (then *len is untouched). */
-static const char *
-key_len_parse(const char *p, const char *end, size_t *len)
+int
+history_record_decode(const MDB_val *k, const MDB_val *v, struct history_record *rec)
 {
-	size_t n = 0;
-	const char *q;
+	struct event_hdr h;
+	const char *p;
 
-	for (q = p; q < end && *q >= '0' && *q <= '9' && q - p < 4; q++)
-		n = n * 10 + (size_t)(*q - '0');
-	if (q == p || q >= end || *q != '/' || n == 0 || n > ITEM_KEY_MAX)
-		return NULL;
-	*len = n;
-	return q + 1;
-}
-
-static int
-event_decode(const MDB_val *k, const MDB_val *v, struct decoded *d)
-{
-	const char *p = k->mv_data, *end = p + k->mv_size - SEQ_HEX - 1;
-	const char *colon, *key, *name, *tail;
-	struct history_hdr h;
-	size_t klen, tlen;
-
-	memset(d, 0, sizeof *d);
-	if (k->mv_size < SEQ_HEX + 7 || v->mv_size < sizeof h || *end != '/' ||
-	    (colon = memchr(p, ':', (size_t)(end - p))) == NULL ||
-	    (key = key_len_parse(colon + 1, end, &klen)) == NULL ||
-	    (size_t)(end - key) <= klen + 1 || key[klen] != '/')
-		return MDB_CORRUPTED;
-	name = key + klen + 1;
-	tlen = (size_t)(colon - p);
-	if (tlen + (tlen > 0) + (size_t)(end - name) > QUEUE_NAME_MAX)
+	memset(rec, 0, sizeof *rec);
+	if ((rec->id = key_id(k)) == 0 || v->mv_size < sizeof h)
 		return MDB_CORRUPTED;
 	memcpy(&h, v->mv_data, sizeof h);
-	/* the lengths are bounded as event_put writes them: the request id
-	 * is copied into d->request_id */
-	if (v->mv_size != sizeof h + h.claimant_len + h.request_id_len + h.annotations_len ||
+	/* the lengths are bounded as event_put writes them: queue, token and
+	 * request id are copied into rec */
+	if (v->mv_size != sizeof h + h.queue_len + h.key_len + h.claimant_len +
+	    h.request_id_len + h.annotations_len || h.queue_len == 0 ||
+	    h.queue_len > QUEUE_NAME_MAX || h.key_len == 0 || h.key_len > ITEM_KEY_MAX ||
 	    h.claimant_len > CLAIMANT_MAX || h.request_id_len > HISTORY_REQUEST_ID_MAX ||
 	    h.annotations_len > HISTORY_ANNOTATIONS_MAX || history_kind_name(h.kind) == NULL)
 		return MDB_CORRUPTED;
-	snprintf(d->queue, sizeof d->queue, "%.*s%s%.*s", (int)tlen, p,
-	    tlen ? ":" : "", (int)(end - name), name);
-	tail = (const char *)v->mv_data + sizeof h;
-	d->ev = (struct history_event){ .queue = d->queue, .key = key,
-	    .key_len = klen, .kind = h.kind, .at = h.at, .attempt = h.attempt,
-	    .claimant = tail, .claimant_len = h.claimant_len,
-	    .annotations = tail + h.claimant_len + h.request_id_len,
+	p = (const char *)v->mv_data + sizeof h;
+	memcpy(rec->queue, p, h.queue_len);
+	p += h.queue_len;
+	rec->prev = h.prev;
+	rec->ev = (struct history_event){ .queue = rec->queue, .key = p,
+	    .key_len = h.key_len, .kind = h.kind, .at = h.at, .attempt = h.attempt,
+	    .claimant = p + h.key_len, .claimant_len = h.claimant_len,
+	    .annotations = p + h.key_len + h.claimant_len + h.request_id_len,
 	    .annotations_len = h.annotations_len };
 	if (h.request_id_len > 0) {
-		memcpy(d->request_id, tail + h.claimant_len, h.request_id_len);
-		d->ev.request_id = d->request_id;
+		memcpy(rec->request_id, p + h.key_len + h.claimant_len, h.request_id_len);
+		rec->ev.request_id = rec->request_id;
 	}
-	if (h.flags & HISTORY_HAS_TOKEN) {
-		hex_encode(h.token, sizeof h.token, d->token);
-		d->ev.token = d->token;
+	if (h.flags & EVENT_HAS_TOKEN) {
+		hex_encode(h.token, sizeof h.token, rec->token);
+		rec->ev.token = rec->token;
 	}
 	return 0;
-}
-
-/* Decode and hand one event to fn. */
-static int
-event_visit(const MDB_val *k, const MDB_val *v, history_visit_fn fn, void *ctx)
-{
-	struct decoded d;
-	int rc = event_decode(k, v, &d);
-
-	if (rc == 0)
-		fn(ctx, &d.ev);
-	return rc;
-}
-
-static int64_t
-record_expires_at(const MDB_val *v)
-{
-	struct history_hdr h;
-
-	if (v->mv_size < sizeof h)
-		return 0;
-	memcpy(&h, v->mv_data, sizeof h);
-	return h.expires_at;
 }
 
 /* A token's hex digit (casq writes lower case) as its value. */
@@ -235,92 +156,221 @@ hex_digit(char c)
 	return c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0') & 0xf;
 }
 
+/* Append ev as event id, after prev, at the end of the log. */
 static int
-event_put(struct store *st, MDB_txn *txn, MDB_val *k,
-    const struct history_event *ev, int64_t expires_at)
+event_append(struct store *st, MDB_txn *txn, uint64_t id, uint64_t prev,
+    const struct history_event *ev)
 {
-	size_t rlen = ev->request_id ? strlen(ev->request_id) : 0;
-	struct history_hdr h = { .at = ev->at, .expires_at = expires_at,
-	    .attempt = ev->attempt, .annotations_len = (uint16_t)ev->annotations_len,
-	    .kind = (uint8_t)ev->kind, .claimant_len = (uint8_t)ev->claimant_len,
-	    .request_id_len = (uint8_t)rlen };
-	char rec[sizeof h + CLAIMANT_MAX + HISTORY_REQUEST_ID_MAX + HISTORY_ANNOTATIONS_MAX];
-	MDB_val v = { sizeof h + ev->claimant_len + rlen + ev->annotations_len, rec };
+	size_t qlen = strlen(ev->queue), rlen = ev->request_id ? strlen(ev->request_id) : 0;
+	struct part { const void *p; size_t n; } parts[] = {
+		{ ev->queue, qlen }, { ev->key, ev->key_len },
+		{ ev->claimant, ev->claimant_len }, { ev->request_id, rlen },
+		{ ev->annotations, ev->annotations_len },
+	};
+	struct event_hdr h = { .at = ev->at, .prev = prev, .attempt = ev->attempt,
+	    .annotations_len = (uint16_t)ev->annotations_len,
+	    .key_len = (uint16_t)ev->key_len, .kind = (uint8_t)ev->kind,
+	    .claimant_len = (uint8_t)ev->claimant_len,
+	    .request_id_len = (uint8_t)rlen, .queue_len = (uint8_t)qlen };
+	char rec[EVENT_MAX];
+	unsigned char kb[ID_BYTES];
+	MDB_val k = id_key(kb, id), v = { sizeof h, rec };
 
-	if (ev->claimant_len > CLAIMANT_MAX || rlen > HISTORY_REQUEST_ID_MAX ||
-	    ev->annotations_len > HISTORY_ANNOTATIONS_MAX)
+	if (qlen == 0 || qlen > QUEUE_NAME_MAX || ev->key_len == 0 ||
+	    ev->key_len > ITEM_KEY_MAX || ev->claimant_len > CLAIMANT_MAX ||
+	    rlen > HISTORY_REQUEST_ID_MAX || ev->annotations_len > HISTORY_ANNOTATIONS_MAX)
 		fatal("history event too long (validated by caller)");
 	if (ev->token != NULL) {
 		for (size_t i = 0; i < sizeof h.token; i++)
 			h.token[i] = (uint8_t)(hex_digit(ev->token[2 * i]) << 4 |
 			    hex_digit(ev->token[2 * i + 1]));
-		h.flags |= HISTORY_HAS_TOKEN;
+		h.flags |= EVENT_HAS_TOKEN;
 	}
 	memcpy(rec, &h, sizeof h);
-	/* memcpy may not be given NULL, even for 0 bytes */
-	if (ev->claimant_len > 0)
-		memcpy(rec + sizeof h, ev->claimant, ev->claimant_len);
-	if (rlen > 0)
-		memcpy(rec + sizeof h + ev->claimant_len, ev->request_id, rlen);
-	if (ev->annotations_len > 0)
-		memcpy(rec + sizeof h + ev->claimant_len + rlen, ev->annotations, ev->annotations_len);
-	return mdb_put(txn, st->history, k, &v, 0);
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		if (parts[i].n > 0)	/* memcpy may not be given NULL, even for 0 bytes */
+			memcpy(rec + v.mv_size, parts[i].p, parts[i].n);
+		v.mv_size += parts[i].n;
+	}
+	return mdb_put(txn, st->events, &k, &v, MDB_APPEND);
 }
 
-/*----------------------------------------------------------------------------
- * Ranges: an item's last event, its oldest leaving
- *--------------------------------------------------------------------------*/
-
-/* Put cur on the last event of the item range kb[0..plen); MDB_NOTFOUND
- * when it has none. kb is left as it was. */
+/* The id the next event gets: one past the log's last. */
 static int
-range_last(MDB_cursor *cur, char kb[static HISTORY_KEY_MAX + 1], size_t plen,
-    MDB_val *k, MDB_val *v)
+next_id(struct store *st, MDB_txn *txn, uint64_t *id)
 {
+	MDB_cursor *cur;
+	MDB_val k, v;
 	int rc;
 
-	kb[plen] = 'g';		/* after every hex digit: past the range */
-	*k = (MDB_val){ plen + 1, kb };
-	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-	if (rc == 0)
-		rc = mdb_cursor_get(cur, k, v, MDB_PREV);
-	else if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(cur, k, v, MDB_LAST);
-	if (rc == 0 && !in_range(k, kb, plen))
-		rc = MDB_NOTFOUND;
+	if ((rc = mdb_cursor_open(txn, st->events, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND) {
+		*id = 1;
+		return 0;
+	}
+	if (rc == 0 && key_id(&k) == 0)
+		rc = MDB_CORRUPTED;
+	*id = rc == 0 ? key_id(&k) + 1 : 0;
 	return rc;
 }
 
-/* The item's oldest event is now seq: give it the range's expiry entry. */
-static int
-oldest_entry_put(struct store *st, MDB_txn *txn, char kb[static HISTORY_KEY_MAX + 1],
-    size_t plen, uint64_t seq)
-{
-	MDB_val k = event_key(kb, plen, seq), v;
-	int rc = mdb_get(txn, st->history, &k, &v);
+/*----------------------------------------------------------------------------
+ * Chains: an item's events, newest first
+ *--------------------------------------------------------------------------*/
 
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	return expiry_put(st, txn, record_expires_at(&v), EXPIRY_HISTORY, kb, plen);
-}
+/* The item a chain is walked for. */
+struct item_ref {
+	const char *queue;
+	const char *key;
+	size_t      key_len;
+};
 
-/* Keep at most HISTORY_PER_ITEM events: the item's seqs are one run up
- * to seq (the event just added), so it is over the cap exactly when the
- * event seq - HISTORY_PER_ITEM is still there. */
+/* Event id of the chain, decoded into rec, when it is the item's and
+ * below the id it was reached from (below: the one before in the chain,
+ * UINT64_MAX for the head); MDB_NOTFOUND when the chain ends there. */
 static int
-trim(struct store *st, MDB_txn *txn, char kb[static HISTORY_KEY_MAX + 1],
-    size_t plen, uint64_t seq)
+chain_get(struct store *st, MDB_txn *txn, const struct item_ref *it,
+    uint64_t id, uint64_t below, MDB_val *v, struct history_record *rec)
 {
-	MDB_val k;
+	unsigned char kb[ID_BYTES];
+	MDB_val k = id_key(kb, id);
 	int rc;
 
-	if (seq <= HISTORY_PER_ITEM)
+	if (id == 0 || id >= below)
+		return MDB_NOTFOUND;
+	if ((rc = mdb_get(txn, st->events, &k, v)) != 0)
+		return rc;
+	if ((rc = history_record_decode(&k, v, rec)) != 0)
+		return rc;
+	if (strcmp(rec->queue, it->queue) != 0 || rec->ev.key_len != it->key_len ||
+	    memcmp(rec->ev.key, it->key, it->key_len) != 0)
+		return MDB_NOTFOUND;	/* an id given again: the item's ended */
+	return 0;
+}
+
+/* The ids of the item's newest events, up to max, newest first, from
+ * head; their number in *n. */
+static int
+chain_ids(struct store *st, MDB_txn *txn, const struct item_ref *it,
+    uint64_t head, size_t max, uint64_t *ids, size_t *n)
+{
+	struct history_record rec;
+	uint64_t id = head, below = UINT64_MAX;
+	MDB_val v;
+	int rc = 0;
+
+	for (*n = 0; *n < max; below = id, id = rec.prev) {
+		if ((rc = chain_get(st, txn, it, id, below, &v, &rec)) != 0)
+			break;
+		ids[(*n)++] = id;
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Keep the item's newest HISTORY_PER_ITEM events; every one before them
+ * goes. Done once the chain is HISTORY_TRIM_SLACK past the cap, so its
+ * walk costs a few reads per event added, not a thousand. */
+static int
+chain_trim(struct store *st, MDB_txn *txn, const struct item_ref *it,
+    struct history_head *head)
+{
+	struct history_record rec;
+	uint64_t id = head->last, below = UINT64_MAX;
+	unsigned char kb[ID_BYTES];
+	uint32_t kept = 0;
+	MDB_val v, k;
+	int rc;
+
+	while ((rc = chain_get(st, txn, it, id, below, &v, &rec)) == 0) {
+		uint64_t this = id;
+
+		below = id;
+		id = rec.prev;
+		if (++kept <= HISTORY_PER_ITEM)
+			continue;
+		k = id_key(kb, this);
+		if ((rc = mdb_del(txn, st->events, &k, NULL)) != 0)
+			break;
+	}
+	head->count = kept < HISTORY_PER_ITEM ? kept : HISTORY_PER_ITEM;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*----------------------------------------------------------------------------
+ * Heads: where an item's chain starts
+ *--------------------------------------------------------------------------*/
+
+int
+history_head_get(struct store *st, MDB_txn *txn, const MDB_val *ik,
+    struct history_head *out)
+{
+	MDB_val v;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = mdb_get(txn, st->items, (MDB_val *)ik, &v)) == 0) {
+		if (v.mv_size < sizeof(struct item_hdr))
+			return MDB_CORRUPTED;
+		memcpy(out, (const char *)v.mv_data + offsetof(struct item_hdr, history),
+		    sizeof *out);
 		return 0;
-	k = event_key(kb, plen, seq - HISTORY_PER_ITEM);
-	rc = mdb_del(txn, st->history, &k, NULL);
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	return oldest_entry_put(st, txn, kb, plen, seq - HISTORY_PER_ITEM + 1);
+	}
+	if (rc == MDB_NOTFOUND && (rc = mdb_get(txn, st->claimed, (MDB_val *)ik, &v)) == 0) {
+		if (v.mv_size < sizeof(struct claim_hdr))
+			return MDB_CORRUPTED;
+		memcpy(out, (const char *)v.mv_data + offsetof(struct claim_hdr, history),
+		    sizeof *out);
+		return 0;
+	}
+	if (rc == MDB_NOTFOUND) {
+		struct parked_head p;
+
+		if ((rc = store_record_get(txn, st->heads, ik, &p, sizeof p, NULL)) == 0)
+			*out = p.head;
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+park(struct store *st, MDB_txn *txn, const MDB_val *ik, const struct history_head *head)
+{
+	struct parked_head p = { *head, head->last_at + st->history_ttl_ms };
+	MDB_val v = { sizeof p, &p };
+	int rc;
+
+	if ((rc = mdb_put(txn, st->heads, (MDB_val *)ik, &v, 0)) != 0)
+		return rc;
+	return expiry_put(st, txn, p.expires_at, EXPIRY_HISTORY, ik->mv_data, ik->mv_size);
+}
+
+int
+history_head_park(struct store *st, MDB_txn *txn, const MDB_val *ik,
+    const struct history_head *head)
+{
+	return head->last == 0 ? 0 : park(st, txn, ik, head);
+}
+
+/* ref is a parked head's key: it goes once its newest event has ended;
+ * one parked again since has its own, later entry. */
+int
+history_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
+    size_t reflen)
+{
+	struct store_key ik;
+	struct parked_head p;
+	int rc;
+
+	if (!store_key_from_ref(&ik, ref, reflen))
+		return 0;	/* not one of ours: dropped */
+	rc = store_record_get(txn, st->heads, &ik.val, &p, sizeof p, NULL);
+	if (rc != 0 || p.expires_at != due)
+		return rc == MDB_NOTFOUND ? 0 : rc;	/* gone, or parked again */
+	if (p.head.last_at + st->history_ttl_ms > due)	/* --history-days grew */
+		return park(st, txn, &ik.val, &p.head);
+	return mdb_del(txn, st->heads, &ik.val, NULL);
 }
 
 /*----------------------------------------------------------------------------
@@ -328,121 +378,95 @@ trim(struct store *st, MDB_txn *txn, char kb[static HISTORY_KEY_MAX + 1],
  *--------------------------------------------------------------------------*/
 
 int
-history_add(struct store *st, MDB_txn *txn, const struct history_event *ev)
+history_add(struct store *st, MDB_txn *txn, const struct history_event *ev,
+    struct history_head *head)
 {
-	char kb[HISTORY_KEY_MAX + 1];
-	size_t plen = item_prefix(kb, ev->queue, ev->key, ev->key_len);
-	int64_t expires_at = ev->at + st->history_ttl_ms;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint64_t seq = 1;
+	struct item_ref it = { ev->queue, ev->key, ev->key_len };
+	uint64_t id;
 	int rc;
 
-	if ((rc = mdb_cursor_open(txn, st->history, &cur)) != 0)
+	if ((rc = next_id(st, txn, &id)) != 0)
 		return rc;
-	rc = range_last(cur, kb, plen, &k, &v);
+	if (head->last >= id)	/* the log started again: the chain has ended */
+		*head = (struct history_head){ 0 };
+	if ((rc = event_append(st, txn, id, head->last, ev)) != 0)
+		return rc;
+	head->last = id;
+	head->last_at = ev->at;
+	if (++head->count <= HISTORY_PER_ITEM + HISTORY_TRIM_SLACK)
+		return 0;
+	return chain_trim(st, txn, &it, head);
+}
+
+/* The queue's head of key, after checking the queue exists. */
+static enum casq_err
+item_head(struct store *st, MDB_txn *txn, const char *queue, const char *key,
+    struct history_head *head)
+{
+	struct store_key ik;
+	MDB_val qk = { strlen(queue), (void *)queue }, v;
+	int rc = mdb_get(txn, st->queues, &qk, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return E_NO_QUEUE;
+	store_key_make(&ik, queue, key, strlen(key));
 	if (rc == 0)
-		seq = key_seq(&k) + 1;
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc;
-	k = event_key(kb, plen, seq);
-	if ((rc = event_put(st, txn, &k, ev, expires_at)) != 0)
-		return rc;
-	if (seq == 1)		/* the item's first event: the range's entry */
-		return expiry_put(st, txn, expires_at, EXPIRY_HISTORY, kb, plen);
-	return trim(st, txn, kb, plen, seq);
+		rc = history_head_get(st, txn, &ik.val, head);
+	return rc == 0 ? E_OK : store_map_error(rc, "history: read head");
 }
 
-/* The first seq of the last limit events of the range whose last is
- * last (seqs are one run). */
-static uint64_t
-window_start(uint64_t last, size_t limit)
-{
-	return last >= limit ? last - limit + 1 : 1;
-}
-
-/* Visit the item range kb[0..plen) from seq on, to its end. */
+/* Visit the events ids[n-1] .. ids[0] (oldest first). */
 static int
-range_visit_from(MDB_cursor *cur, char kb[static HISTORY_KEY_MAX + 1],
-    size_t plen, uint64_t seq, history_visit_fn fn, void *ctx)
+ids_visit(struct store *st, MDB_txn *txn, const uint64_t *ids, size_t n,
+    history_visit_fn fn, void *ctx)
 {
-	MDB_val k = event_key(kb, plen, seq), v;
-	int rc;
+	struct history_record rec;
+	unsigned char kb[ID_BYTES];
+	MDB_val k, v;
+	int rc = 0;
 
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	    rc == 0 && in_range(&k, kb, plen);
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-		if ((rc = event_visit(&k, &v, fn, ctx)) != 0)
-			return rc;
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	while (n-- > 0 && rc == 0) {
+		k = id_key(kb, ids[n]);
+		if ((rc = mdb_get(txn, st->events, &k, &v)) == 0 &&
+		    (rc = history_record_decode(&k, &v, &rec)) == 0)
+			fn(ctx, &rec.ev);
+	}
+	return rc;
 }
 
 enum casq_err
 history_list(struct store *st, MDB_txn *txn, const char *queue,
     const char *key, size_t limit, history_visit_fn fn, void *ctx)
 {
-	char kb[HISTORY_KEY_MAX + 1];
-	size_t plen = item_prefix(kb, queue, key, strlen(key));
-	MDB_val qk = { strlen(queue), (void *)queue }, k, v;
-	MDB_cursor *cur;
+	struct item_ref it = { queue, key, strlen(key) };
+	struct history_head head;
+	uint64_t *ids;
+	size_t n;
+	enum casq_err err = item_head(st, txn, queue, key, &head);
 	int rc;
 
-	rc = mdb_get(txn, st->queues, &qk, &v);
-	if (rc == MDB_NOTFOUND)
-		return E_NO_QUEUE;
-	if (rc != 0 || (rc = mdb_cursor_open(txn, st->history, &cur)) != 0)
-		return store_map_error(rc, "history: read queue");
-	rc = range_last(cur, kb, plen, &k, &v);
+	if (err != E_OK || head.last == 0 || limit == 0)
+		return err;
+	ids = xmalloc(limit * sizeof *ids);
+	rc = chain_ids(st, txn, &it, head.last, limit, ids, &n);
 	if (rc == 0)
-		rc = range_visit_from(cur, kb, plen, window_start(key_seq(&k), limit), fn, ctx);
-	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? E_OK : store_map_error(rc, "history: list");
+		rc = ids_visit(st, txn, ids, n, fn, ctx);
+	free(ids);
+	return rc == 0 ? E_OK : store_map_error(rc, "history: list");
 }
 
-/* The events of every queue's range, collected to be put in time order:
- * copies of each key and value, back to back in bytes. */
+/* Events of several queues, collected to be put in time order. */
 struct collected_event {
-	size_t  off, klen, vlen;
-	int64_t at;
+	int64_t  at;
+	uint64_t id;
 };
 struct collected {
-	struct buf bytes;
 	struct collected_event *ev;
 	size_t n;
+	uint64_t *ids;		/* one chain's, newest first */
 };
 
-static int
-collect_range(MDB_cursor *cur, char kb[static HISTORY_KEY_MAX + 1], size_t plen,
-    size_t limit, struct collected *c)
-{
-	MDB_val k, v;
-	int rc = range_last(cur, kb, plen, &k, &v);
-
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	k = event_key(kb, plen, window_start(key_seq(&k), limit));
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	    rc == 0 && in_range(&k, kb, plen);
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct history_hdr h;
-
-		if (v.mv_size < sizeof h)
-			return MDB_CORRUPTED;
-		memcpy(&h, v.mv_data, sizeof h);
-		c->ev = xrealloc(c->ev, (c->n + 1) * sizeof *c->ev);
-		c->ev[c->n].off = c->bytes.len;
-		c->ev[c->n].klen = k.mv_size;
-		c->ev[c->n].vlen = v.mv_size;
-		c->ev[c->n].at = h.at;
-		c->n++;
-		buf_append(&c->bytes, k.mv_data, k.mv_size);
-		buf_append(&c->bytes, v.mv_data, v.mv_size);
-	}
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
-}
-
-/* Time order; equal times keep the order collected (queue, then seq). */
+/* Time order; equal times in id order (which is commit order). */
 static int
 collected_cmp(const void *a, const void *b)
 {
@@ -450,87 +474,98 @@ collected_cmp(const void *a, const void *b)
 
 	if (x->at != y->at)
 		return x->at < y->at ? -1 : 1;
-	return x->off < y->off ? -1 : x->off > y->off;
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Keep only the newest limit events collected, in time order (ties in
- * collection order: the kept ones are copied in that order), so that a
- * key in many queues holds at most about twice limit events, not limit
- * per queue. */
+/* Keep only the newest limit events collected, in time order. */
 static void
 collected_keep_newest(struct collected *c, size_t limit)
 {
 	size_t from = c->n > limit ? c->n - limit : 0;
-	struct buf kept = { 0 };
 
 	qsort(c->ev, c->n, sizeof *c->ev, collected_cmp);
-	for (size_t i = from; i < c->n; i++) {
-		struct collected_event e = c->ev[i];
-
-		c->ev[i - from] = (struct collected_event){ .off = kept.len,
-		    .klen = e.klen, .vlen = e.vlen, .at = e.at };
-		buf_append(&kept, c->bytes.data + e.off, e.klen + e.vlen);
-	}
+	memmove(c->ev, c->ev + from, (c->n - from) * sizeof *c->ev);
 	c->n -= from;
-	buf_free(&c->bytes);
-	c->bytes = kept;
 }
 
-/* Each queue's range in key, one after the other: its name runs to the
- * next '/'. The next queue's range starts at or after "name0" ('0' is
- * the byte after '/'). */
+/* Add the newest limit events of key in queue to c. */
 static int
-collect_key(MDB_cursor *cur, char kb[static HISTORY_KEY_MAX + 1], size_t kplen,
+collect_queue(struct store *st, MDB_txn *txn, const char *queue, const char *key,
     size_t limit, struct collected *c)
 {
-	MDB_val k = { kplen, kb }, v;
+	struct item_ref it = { queue, key, strlen(key) };
+	struct store_key ik;
+	struct history_head head;
+	size_t n;
 	int rc;
 
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	    rc == 0 && in_range(&k, kb, kplen);
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) {
-		const char *name = (const char *)k.mv_data + kplen;
-		const char *slash = memchr(name, '/', k.mv_size - kplen);
-		size_t nlen = slash ? (size_t)(slash - name) : 0;
+	store_key_make(&ik, queue, key, strlen(key));
+	if ((rc = history_head_get(st, txn, &ik.val, &head)) != 0 || head.last == 0 ||
+	    (rc = chain_ids(st, txn, &it, head.last, limit, c->ids, &n)) != 0)
+		return rc;
+	c->ev = xrealloc(c->ev, (c->n + n) * sizeof *c->ev);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char kb[ID_BYTES];
+		MDB_val k = id_key(kb, c->ids[i]), v;
+		struct event_hdr h;
 
-		if (nlen == 0 || nlen > 64)
-			return MDB_CORRUPTED;
-		memmove(kb + kplen, name, nlen);
-		kb[kplen + nlen] = '/';
-		if ((rc = collect_range(cur, kb, kplen + nlen + 1, limit, c)) != 0)
+		if ((rc = mdb_get(txn, st->events, &k, &v)) != 0)
 			return rc;
-		if (c->n >= 2 * limit)
-			collected_keep_newest(c, limit);
-		kb[kplen + nlen] = '0';
-		k = (MDB_val){ kplen + nlen + 1, kb };
+		memcpy(&h, v.mv_data, sizeof h);	/* chain_ids decoded it */
+		c->ev[c->n++] = (struct collected_event){ h.at, c->ids[i] };
 	}
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	return 0;
+}
+
+/* Each of the tenant's queues: "tenant:" is the prefix of their names. */
+static int
+collect_key(struct store *st, MDB_txn *txn, const char *tenant, const char *key,
+    size_t limit, struct collected *c)
+{
+	char prefix[TENANT_NAME_MAX + 2], queue[QUEUE_NAME_MAX + 1];
+	size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s:", tenant);
+	MDB_cursor *cur;
+	MDB_val k = { plen, prefix }, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->queues, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	    rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > QUEUE_NAME_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(queue, k.mv_data, k.mv_size);
+		queue[k.mv_size] = '\0';
+		if ((rc = collect_queue(st, txn, queue, key, limit, c)) != 0)
+			break;
+		if (c->n >= 2 * limit)	/* a key in many queues: bounded memory */
+			collected_keep_newest(c, limit);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 enum casq_err
 history_list_key(struct store *st, MDB_txn *txn, const char *tenant,
     const char *key, size_t limit, history_visit_fn fn, void *ctx)
 {
-	char kb[HISTORY_KEY_MAX + 1];
-	size_t kplen = key_prefix(kb, tenant, strlen(tenant), key, strlen(key));
 	struct collected c = { 0 };
-	MDB_cursor *cur;
-	int rc;
+	int rc = 0;
 
-	if ((rc = mdb_cursor_open(txn, st->history, &cur)) != 0)
-		return store_map_error(rc, "history: list key");
-	rc = collect_key(cur, kb, kplen, limit, &c);
-	mdb_cursor_close(cur);
+	if (limit == 0)
+		return E_OK;
+	c.ids = xmalloc(limit * sizeof *c.ids);
+	rc = collect_key(st, txn, tenant, key, limit, &c);
 	if (rc == 0 && c.n > 0) {
 		collected_keep_newest(&c, limit);
-		for (size_t i = 0; i < c.n && rc == 0; i++) {
-			MDB_val k = { c.ev[i].klen, c.bytes.data + c.ev[i].off };
-			MDB_val v = { c.ev[i].vlen, c.bytes.data + c.ev[i].off + c.ev[i].klen };
-
-			rc = event_visit(&k, &v, fn, ctx);
-		}
+		for (size_t i = 0; i < c.n; i++)	/* ids_visit goes backwards */
+			c.ids[c.n - 1 - i] = c.ev[i].id;
+		rc = ids_visit(st, txn, c.ids, c.n, fn, ctx);
 	}
-	buf_free(&c.bytes);
+	free(c.ids);
 	free(c.ev);
 	return rc == 0 ? E_OK : store_map_error(rc, "history: list key");
 }
@@ -540,70 +575,72 @@ history_last_of(struct store *st, MDB_txn *txn, const char *queue,
     const char *key, const enum history_kind *kinds, size_t nkinds,
     int64_t *at)
 {
-	char kb[HISTORY_KEY_MAX + 1];
-	size_t plen = item_prefix(kb, queue, key, strlen(key));
-	MDB_cursor *cur;
-	MDB_val k, v;
-	bool found = false;
-	int rc;
+	struct item_ref it = { queue, key, strlen(key) };
+	struct history_record rec;
+	struct history_head head;
+	struct store_key ik;
+	uint64_t id, below = UINT64_MAX;
+	MDB_val v;
 
-	if (mdb_cursor_open(txn, st->history, &cur) != 0)
+	store_key_make(&ik, queue, key, strlen(key));
+	if (history_head_get(st, txn, &ik.val, &head) != 0)
 		return false;
-	for (rc = range_last(cur, kb, plen, &k, &v); rc == 0 && !found &&
-	    in_range(&k, kb, plen); rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-		struct history_hdr h;
-
-		if (v.mv_size < sizeof h)
-			break;
-		memcpy(&h, v.mv_data, sizeof h);
-		for (size_t i = 0; i < nkinds && !found; i++)
-			if (h.kind == kinds[i]) {
-				*at = h.at;
-				found = true;
+	for (id = head.last; chain_get(st, txn, &it, id, below, &v, &rec) == 0;
+	    below = id, id = rec.prev)
+		for (size_t i = 0; i < nkinds; i++)
+			if (rec.ev.kind == kinds[i]) {
+				*at = rec.ev.at;
+				return true;
 			}
-	}
-	mdb_cursor_close(cur);
-	return found;
+	return false;
 }
 
 /*----------------------------------------------------------------------------
- * Expiry hook (store_expiry.c's table): an item's oldest events ended
+ * Retention: the front of the log
  *--------------------------------------------------------------------------*/
 
-/* ref is the item's range. Every event that has ended by due goes (a
- * shorter --history-days since may have ended several at once); the
- * oldest one left gets the range's entry. An entry made stale by the
- * cap (its event trimmed, the next oldest given an entry of its own)
- * finds nothing ended and does nothing. */
-int
-history_sweep(struct store *st, MDB_txn *txn, int64_t due, const char *ref,
-    size_t reflen)
+/* Whether the event at the cursor has been kept --history-days. */
+static bool
+event_ended(struct store *st, const MDB_val *v, int64_t now)
 {
-	char kb[HISTORY_KEY_MAX + 1];
+	int64_t at;
+
+	if (v->mv_size < sizeof at)
+		return true;	/* not an event: casq-verify reports it; it goes */
+	memcpy(&at, v->mv_data, sizeof at);
+	return at + st->history_ttl_ms <= now;
+}
+
+bool
+history_due(struct store *st, MDB_txn *txn, int64_t now)
+{
 	MDB_cursor *cur;
 	MDB_val k, v;
-	bool removed = false;
+	bool due = false;
+
+	if (mdb_cursor_open(txn, st->events, &cur) == 0) {
+		due = mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+		    event_ended(st, &v, now);
+		mdb_cursor_close(cur);
+	}
+	return due;
+}
+
+int
+history_expire(struct store *st, MDB_txn *txn, int64_t now, int limit,
+    unsigned *removed)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
 	int rc;
 
-	if (reflen == 0 || reflen > HISTORY_KEY_MAX - SEQ_HEX || ref[reflen - 1] != '/')
-		return 0;	/* not one of ours: dropped */
-	memcpy(kb, ref, reflen);
-	if ((rc = mdb_cursor_open(txn, st->history, &cur)) != 0)
+	if ((rc = mdb_cursor_open(txn, st->events, &cur)) != 0)
 		return rc;
-	for (;;) {
-		k = (MDB_val){ reflen, kb };
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc != 0 || !in_range(&k, kb, reflen))
-			break;
-		if (record_expires_at(&v) > due) {
-			if (removed)
-				rc = expiry_put(st, txn, record_expires_at(&v),
-				    EXPIRY_HISTORY, kb, reflen);
-			break;
-		}
+	while (limit-- > 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+	    event_ended(st, &v, now)) {
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
-		removed = true;
+		(*removed)++;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;

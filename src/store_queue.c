@@ -34,8 +34,8 @@
 #define MINUTE_MS		60000
 
 /* docs/storage.md gives these layouts, tail padding included. */
-_Static_assert(sizeof(struct item_hdr) == 104, "item header layout");
-_Static_assert(sizeof(struct claim_hdr) == 16, "claim header layout");
+_Static_assert(sizeof(struct item_hdr) == 128, "item header layout");
+_Static_assert(sizeof(struct claim_hdr) == 40, "claim header layout");
 _Static_assert(sizeof(struct queue_stats) == 368, "queue stats layout");
 
 /* An item: its header and the parts of its tail, pointing into the LMDB
@@ -239,10 +239,11 @@ stats_put(struct store *st, MDB_txn *txn, const char *queue,
 static int
 claim_record_put(struct store *st, MDB_txn *txn, const struct item_key *ik,
     int64_t now, uint32_t attempts, const char *owner, size_t owner_len,
-    const char *bind, size_t bind_len)
+    const char *bind, size_t bind_len, const struct history_head *history)
 {
 	struct claim_hdr h = { .claimed_at = now, .attempts = attempts,
-	    .owner_len = (uint16_t)owner_len, .bind_len = (uint16_t)bind_len };
+	    .owner_len = (uint16_t)owner_len, .bind_len = (uint16_t)bind_len,
+	    .history = *history };
 	char rec[sizeof h + CLAIMANT_MAX + BIND_MAX];
 	MDB_val v = { sizeof h + owner_len + bind_len, rec };
 	int rc;
@@ -327,8 +328,11 @@ claim_rate_read(const struct queue_stats *qs, int64_t now,
 
 /*----------------------------------------------------------------------------
  * History: each state change below tells store_history.c, in its own
- * transaction; one that passes the record's claimant and token does so
- * before it writes the item (they point into the record)
+ * transaction, before it writes the record that keeps the item's history
+ * head (the item's, or its claim record's once consumed): the event
+ * moves the head, and the record takes it along. One that passes the
+ * record's claimant and token does so before it writes the item (they
+ * point into the record)
  *--------------------------------------------------------------------------*/
 
 /* The change kind of item ik at `at`; attempt, claimant (clen bytes) and
@@ -338,7 +342,7 @@ static int
 item_history(struct store *st, MDB_txn *txn, const char *queue,
     const struct item_key *ik, enum history_kind kind, int64_t at,
     uint32_t attempt, const char *claimant, size_t clen, const char *token,
-    const struct queue_op *op)
+    const struct queue_op *op, struct history_head *head)
 {
 	size_t qlen = strlen(queue);
 	struct history_event ev = { .queue = queue, .key = ik->data + qlen + 1,
@@ -351,30 +355,18 @@ item_history(struct store *st, MDB_txn *txn, const char *queue,
 		ev.annotations = op->annotations;
 		ev.annotations_len = op->annotations_len;
 	}
-	return history_add(st, txn, &ev);
+	return history_add(st, txn, &ev, head);
 }
 
 /* The holder's lease, as the history of a change to a leased item
  * records it. */
 static int
 lease_history(struct store *st, MDB_txn *txn, const char *queue,
-    const struct item_key *ik, const struct item *it, enum history_kind kind,
+    const struct item_key *ik, struct item *it, enum history_kind kind,
     int64_t at, const struct queue_op *op)
 {
 	return item_history(st, txn, queue, ik, kind, at, it->h.attempts,
-	    it->claimant, it->h.claimant_len, it->h.token, op);
-}
-
-/* A lease that just ended (lease_end) left the item dead: its "dead"
- * event, at the lease's end, by op (NULL: the lease ran out). */
-static int
-died_history(struct store *st, MDB_txn *txn, const char *queue,
-    const struct item_key *ik, const struct item *it, const struct queue_op *op)
-{
-	if (it->h.state != ITEM_DEAD)
-		return 0;
-	return item_history(st, txn, queue, ik, HISTORY_DEAD, it->h.dead_at,
-	    it->h.attempts, "", 0, NULL, op);
+	    it->claimant, it->h.claimant_len, it->h.token, op, &it->h.history);
 }
 
 /*----------------------------------------------------------------------------
@@ -440,7 +432,8 @@ item_to_ready(struct store *st, MDB_txn *txn, const char *queue,
 static int
 lease_end(struct store *st, MDB_txn *txn, const char *queue,
     const struct item_key *ik, struct item *it, enum lease_ending how,
-    int64_t ended_at, int64_t ready_at, struct queue_stats *qs)
+    int64_t ended_at, int64_t ready_at, struct queue_stats *qs,
+    const struct queue_op *op)
 {
 	const char *key = ik->data + strlen(queue) + 1;
 	uint32_t max = qs->config.max_attempts;
@@ -474,7 +467,9 @@ lease_end(struct store *st, MDB_txn *txn, const char *queue,
 		n.h.state = ITEM_DEAD;
 		n.h.dead_at = ended_at;
 		n.h.lease_until = 0;
-		if ((rc = dead_index_put(st, txn, ik)) == 0)
+		if ((rc = item_history(st, txn, queue, ik, HISTORY_DEAD, ended_at,
+		    it->h.attempts, "", 0, NULL, op, &n.h.history)) == 0 &&
+		    (rc = dead_index_put(st, txn, ik)) == 0)
 			rc = item_put(st, txn, ik, &n);
 		qs->dead++;
 		qs->died++;
@@ -495,9 +490,7 @@ lease_expire(struct store *st, MDB_txn *txn, const char *queue,
 
 	if (rc == 0)
 		rc = lease_end(st, txn, queue, ik, it, END_EXPIRY, it->h.lease_until,
-		    it->h.lease_until, qs);
-	if (rc == 0)
-		rc = died_history(st, txn, queue, ik, it, NULL);
+		    it->h.lease_until, qs, NULL);
 	if (rc == 0)
 		qs->expired++;
 	return rc;
@@ -642,8 +635,9 @@ enqueue_follow_up(struct store *st, MDB_txn *txn, struct queue_op *op,
 	n.follow = op->payload ? op->payload : "";
 	n.h.follow_len = (uint32_t)op->payload_len;
 	res->ready_at = n.h.follow_ready_at;
-	if ((rc = lease_history(st, txn, op->queue, ik, it, HISTORY_FOLLOW_UP,
-	    op->now, op)) != 0 || (rc = item_put(st, txn, ik, &n)) != 0)
+	if ((rc = item_history(st, txn, op->queue, ik, HISTORY_FOLLOW_UP, op->now,
+	    it->h.attempts, it->claimant, it->h.claimant_len, it->h.token, op,
+	    &n.h.history)) != 0 || (rc = item_put(st, txn, ik, &n)) != 0)
 		return rc;
 	if (res->ok)
 		qs->enqueued++;
@@ -677,10 +671,12 @@ op_enqueue(struct store *st, MDB_txn *txn, struct queue_op *op,
 	n.h.ready_at = op->now + op->delay_ms;
 	n.h.payload_len = (uint32_t)op->payload_len;
 	n.payload = op->payload ? op->payload : "";
-	if ((rc = item_put(st, txn, &ik, &n)) != 0 ||
-	    (rc = index_put(txn, st->ready, op->queue, n.h.ready_at, n.h.seq, op->key)) != 0 ||
+	/* the history of its earlier runs, from its claim record or parked */
+	if ((rc = history_head_get(st, txn, &ik.val, &n.h.history)) != 0 ||
 	    (rc = item_history(st, txn, op->queue, &ik, HISTORY_ENQUEUED, op->now,
-	    0, "", 0, NULL, op)) != 0)
+	    0, "", 0, NULL, op, &n.h.history)) != 0 ||
+	    (rc = item_put(st, txn, &ik, &n)) != 0 ||
+	    (rc = index_put(txn, st->ready, op->queue, n.h.ready_at, n.h.seq, op->key)) != 0)
 		return rc;
 	/* Queued again: the old "who claimed it" no longer describes it. */
 	rc = mdb_del(txn, st->claimed, &ik.val, NULL);
@@ -760,6 +756,10 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 	hex_encode(raw, sizeof raw, res->token);
 	n.h.attempts++;
 	buf_append(&res->payload, it->payload, it->h.payload_len);
+	if ((rc = item_history(st, txn, op->queue, ik, op->kind == QOP_POP ?
+	    HISTORY_POPPED : HISTORY_CLAIMED, op->now, n.h.attempts, op->claimant,
+	    clen, res->token, op, &n.h.history)) != 0)
+		return rc;
 	if (lease_ms > 0) {
 		n.h.state = ITEM_LEASED;
 		n.h.lease_until = op->now + lease_ms;
@@ -778,15 +778,12 @@ take_item(struct store *st, MDB_txn *txn, struct queue_op *op,
 	} else {
 		if ((rc = mdb_del(txn, st->items, (MDB_val *)&ik->val, NULL)) != 0 ||
 		    (rc = claim_record_put(st, txn, ik, op->now, n.h.attempts,
-		    op->claimant, clen, op->bind ? op->bind : "", blen)) != 0)
+		    op->claimant, clen, op->bind ? op->bind : "", blen,
+		    &n.h.history)) != 0)
 			return rc;
 		res->state = ITEM_CLAIMED;
 		res->claimed_at = op->now;
 	}
-	if ((rc = item_history(st, txn, op->queue, ik, op->kind == QOP_POP ?
-	    HISTORY_POPPED : HISTORY_CLAIMED, op->now, n.h.attempts, op->claimant,
-	    clen, res->token, op)) != 0)
-		return rc;
 	qs->ready--;
 	qs->claimed++;
 	claim_rate_count(qs, op->now);
@@ -952,11 +949,11 @@ op_ack(struct store *st, MDB_txn *txn, struct queue_op *op,
 		op->res.follow_up = true;
 		op->res.state = ITEM_READY;
 		return lease_end(st, txn, op->queue, &ik, &it, END_ACK, op->now,
-		    op->now, qs);
+		    op->now, qs, op);
 	}
 	if ((rc = index_del(txn, st->leases, op->queue, it.h.lease_until, it.h.seq)) != 0 ||
 	    (rc = claim_record_put(st, txn, &ik, op->now, it.h.attempts, it.claimant,
-	    it.h.claimant_len, it.bind, it.h.bind_len)) != 0 ||
+	    it.h.claimant_len, it.bind, it.h.bind_len, &it.h.history)) != 0 ||
 	    (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
 		return rc;
 	qs->leased--;
@@ -978,8 +975,7 @@ op_release(struct store *st, MDB_txn *txn, struct queue_op *op,
 		return rc;
 	if ((rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_RELEASED, op->now, op)) != 0 ||
 	    (rc = lease_end(st, txn, op->queue, &ik, &it, END_RELEASE, op->now,
-	    op->now + op->delay_ms, qs)) != 0 ||
-	    (rc = died_history(st, txn, op->queue, &ik, &it, op)) != 0)
+	    op->now + op->delay_ms, qs, op)) != 0)
 		return rc;
 	qs->released++;
 	op->res.ok = true;
@@ -1010,7 +1006,7 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 		rc = lease_history(st, txn, op->queue, &ik, &it, HISTORY_REMOVED, op->now, op);
 	else
 		rc = item_history(st, txn, op->queue, &ik, HISTORY_REMOVED, op->now,
-		    it.h.attempts, "", 0, NULL, op);
+		    it.h.attempts, "", 0, NULL, op, &it.h.history);
 	if (rc != 0)
 		return rc;
 	if (it.h.state == ITEM_LEASED) {
@@ -1023,7 +1019,9 @@ op_remove(struct store *st, MDB_txn *txn, struct queue_op *op,
 		rc = index_del(txn, st->ready, op->queue, it.h.ready_at, it.h.seq);
 		qs->ready--;
 	}
-	if (rc != 0 || (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0)
+	/* no claim record: its history's head is parked */
+	if (rc != 0 || (rc = mdb_del(txn, st->items, &ik.val, NULL)) != 0 ||
+	    (rc = history_head_park(st, txn, &ik.val, &it.h.history)) != 0)
 		return rc;
 	qs->removed++;
 	op->res.ok = true;
@@ -1088,7 +1086,7 @@ redrive_item(struct store *st, MDB_txn *txn, const struct queue_op *op,
 	n.h.claimant_len = 0;
 	memset(n.h.token, 0, sizeof n.h.token);
 	if ((rc = item_history(st, txn, op->queue, ik, HISTORY_REDRIVEN, op->now,
-	    it->h.attempts, "", 0, NULL, op)) != 0 ||
+	    it->h.attempts, "", 0, NULL, op, &n.h.history)) != 0 ||
 	    (rc = dead_index_del(st, txn, ik)) != 0 ||
 	    (rc = item_to_ready(st, txn, op->queue, ik, &n, op->now)) != 0)
 		return rc;
@@ -1551,14 +1549,18 @@ queue_sweep_claim(struct store *st, MDB_txn *txn, int64_t due,
 {
 	char queue[QUEUE_NAME_MAX + 1];
 	struct item_key ik;
-	struct queue_result res = { 0 };
+	struct claim_hdr h;
+	MDB_val tail;
 	int rc;
 
 	if (!ref_split(ref, reflen, &ik, queue))
 		return 0;
-	rc = claim_record_get(st, txn, &ik, &res);
-	if (rc == MDB_NOTFOUND || (rc == 0 && res.claimed_at + CLAIM_RECORD_TTL_MS != due))
+	rc = store_record_get(txn, st->claimed, &ik.val, &h, sizeof h, &tail);
+	if (rc == MDB_NOTFOUND || (rc == 0 && h.claimed_at + CLAIM_RECORD_TTL_MS != due))
 		return 0;		/* gone, or replaced by a newer claim */
+	/* the item's history outlives the record: its head is parked */
+	if (rc == 0)
+		rc = history_head_park(st, txn, &ik.val, &h.history);
 	return rc ? rc : mdb_del(txn, st->claimed, &ik.val, NULL);
 }
 

@@ -16,9 +16,11 @@
  *   - every record that ends at a known time (a lease, a claim record, a
  *     binding, a value with a ttl, a once-window, a stored answer) has its entry in
  *     "expiry", so the sweep will find it;
- *   - every history event decodes and names a queue that exists; an
- *     item's events are one unbroken run of seqs, at most
- *     HISTORY_PER_ITEM, and its oldest has its entry in "expiry";
+ *   - every history event decodes and names a queue that exists; the
+ *     event before it in its item's chain is older and the same item's;
+ *     every history head (in an item record, a claim record, or parked
+ *     in "heads") names an event of its own item, and a parked one has
+ *     its entry in "expiry";
  *   - each namespace's key counter equals its values, each once scope's
  *     window counter its windows;
  *   - each tenant's usage (items, values, windows) equals what its part
@@ -39,16 +41,19 @@
 #include "store.h"
 
 /* On-disk headers, as docs/storage.md gives them. */
-#define ITEM_HDR_SIZE	104
-#define CLAIM_HDR_SIZE	16
+#define ITEM_HDR_SIZE	128
+#define ITEM_HEAD_AT	104	/* the history head: last id, count, last_at */
+#define CLAIM_HDR_SIZE	40
+#define CLAIM_HEAD_AT	16
 #define BINDING_HDR_SIZE	64
 #define KV_HDR_SIZE	32
 #define ONCE_REC_SIZE	24
 #define IDEM_HDR_SIZE	56
 #define KVNS_SIZE	(7 * 8)
 #define ONCENS_SIZE	(4 * 8)
-#define HISTORY_HDR_SIZE	32
-#define HISTORY_SEQ_HEX		16
+#define EVENT_HDR_SIZE	40
+#define EVENT_ID_SIZE	8
+#define PARKED_HEAD_SIZE	32	/* a head, then its expiry time */
 /* "queue/<16 hex>/<16 hex>" and its NUL */
 #define INDEX_KEY_BUF	(QUEUE_NAME_MAX + 1 + 16 + 1 + 16 + 1)
 /* Problems reported one by one; past this only the count goes on, so a
@@ -94,10 +99,6 @@ struct verify {
 	size_t         nsc;
 	struct tcount *t;	/* few tenants: a linear search will do */
 	size_t         nt;
-	/* the item range the history walk is in: its prefix, last seq, count */
-	char           hist_item[512];
-	size_t         hist_item_len;
-	uint64_t       hist_seq, hist_count;
 };
 
 /* The tenant counted under the "tenant:" part of key k, added when new;
@@ -315,6 +316,9 @@ visit_queue(struct verify *v, const MDB_val *k, const MDB_val *d)
 	memcpy(&q->stats, d->mv_data, sizeof q->stats);
 }
 
+static void check_head(struct verify *v, const char *family, const MDB_val *k,
+    const char *p);
+
 static void
 visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 {
@@ -357,6 +361,7 @@ visit_item(struct verify *v, const MDB_val *k, const MDB_val *d)
 		q->max_seq = seq;
 	if (lookup(v, v->st->claimed, k->mv_data, k->mv_size, NULL))
 		problem(v, "items: '%s' is queued and has a claim record too", s);
+	check_head(v, "items", k, p + ITEM_HEAD_AT);
 	if (state == ITEM_READY) {
 		if (q)
 			q->ready++;
@@ -481,6 +486,7 @@ visit_claimed(struct verify *v, const MDB_val *k, const MDB_val *d)
 	}
 	if (prefix_len(k) == 0 || queue_find(v, k->mv_data, prefix_len(k)) == NULL)
 		problem(v, "claimed: '%s' belongs to a queue without a record", s);
+	check_head(v, "claimed", k, (const char *)d->mv_data + CLAIM_HEAD_AT);
 	if (!expiry_has(v, (int64_t)rd64(d->mv_data) + CLAIM_RECORD_TTL_MS, EXPIRY_CLAIM,
 	    k->mv_data, k->mv_size))
 		problem(v, "claimed: the record of '%s' has no expiry entry", s);
@@ -627,73 +633,104 @@ visit_idem(struct verify *v, const MDB_val *k, const MDB_val *d)
 
 /* --- item history --- */
 
-/* The queue ("tenant:name") of a history key "tenant:<len>/key/name/<seq>"
- * into queue; false when the key does not have that form. */
-static bool
-history_key_queue(const MDB_val *k, char queue[static QUEUE_NAME_MAX + 1])
+/* An event's item, "queue/key", into out (QUEUE_NAME_MAX + 1 +
+ * ITEM_KEY_MAX + 1 bytes); 0 when the record does not decode. */
+static size_t
+event_item(const MDB_val *d, char *out)
 {
-	const char *p = k->mv_data, *end = p + k->mv_size - HISTORY_SEQ_HEX - 1;
-	const char *colon = memchr(p, ':', k->mv_size), *q, *name;
-	size_t len = 0;
+	const char *p = d->mv_data;
+	size_t qlen, klen;
 
-	if (k->mv_size < HISTORY_SEQ_HEX + 7 || colon == NULL || *end != '/')
-		return false;
-	for (q = end + 1; q < p + k->mv_size; q++)
-		if (strchr("0123456789abcdef", *q) == NULL || *q == '\0')
-			return false;
-	for (q = colon + 1; q < end && *q >= '0' && *q <= '9'; q++)
-		len = len * 10 + (size_t)(*q - '0');
-	if (q == colon + 1 || q >= end || *q != '/' || len == 0 || len > ITEM_KEY_MAX ||
-	    (size_t)(end - q) <= len + 2 || q[1 + len] != '/')
-		return false;
-	name = q + 1 + len + 1;
-	if ((size_t)(colon - p) + (colon > p) + (size_t)(end - name) > QUEUE_NAME_MAX ||
-	    memchr(name, '/', (size_t)(end - name)) != NULL)
-		return false;
-	/* a name stored without a tenant (tools, tests) has tenant "" */
-	snprintf(queue, QUEUE_NAME_MAX + 1, "%.*s%.*s", (int)(colon - p + (colon > p)), p,
-	    (int)(end - name), name);
-	return true;
+	if (d->mv_size < EVENT_HDR_SIZE)
+		return 0;
+	qlen = (uint8_t)p[31];
+	klen = rd16(p + 26);
+	if (d->mv_size != EVENT_HDR_SIZE + qlen + klen + (uint8_t)p[29] + (uint8_t)p[30] +
+	    rd16(p + 24) || qlen == 0 || qlen > QUEUE_NAME_MAX || klen == 0 ||
+	    klen > ITEM_KEY_MAX || history_kind_name((enum history_kind)(uint8_t)p[28]) == NULL)
+		return 0;
+	memcpy(out, p + EVENT_HDR_SIZE, qlen);
+	out[qlen] = '/';
+	memcpy(out + qlen + 1, p + EVENT_HDR_SIZE + qlen, klen);
+	return qlen + 1 + klen;
+}
+
+/* Whether the log holds event id, into *d. */
+static bool
+event_lookup(struct verify *v, uint64_t id, MDB_val *d)
+{
+	unsigned char kb[EVENT_ID_SIZE];
+
+	for (int i = EVENT_ID_SIZE - 1; i >= 0; i--, id >>= 8)
+		kb[i] = (unsigned char)id;
+	return lookup(v, v->st->events, kb, sizeof kb, d);
+}
+
+/* The head at p of item k ("queue/key"): its newest event, if the log
+ * still holds it (retention may have ended it), must be k's. */
+static void
+check_head(struct verify *v, const char *family, const MDB_val *k, const char *p)
+{
+	char item[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1], s[201];
+	uint64_t last = rd64(p);
+	MDB_val d;
+	size_t n;
+
+	if (last == 0 || !event_lookup(v, last, &d))
+		return;
+	n = event_item(&d, item);
+	if (n != k->mv_size || memcmp(item, k->mv_data, n) != 0)
+		problem(v, "%s: the history head of '%s' is event %" PRIu64 ", not one of its own",
+		    family, shown(k->mv_data, k->mv_size, s), last);
 }
 
 static void
-visit_history(struct verify *v, const MDB_val *k, const MDB_val *d)
+visit_event(struct verify *v, const MDB_val *k, const MDB_val *d)
 {
-	const char *p = d->mv_data;
-	char s[201], queue[QUEUE_NAME_MAX + 1], hex[HISTORY_SEQ_HEX + 1];
-	size_t plen = k->mv_size - HISTORY_SEQ_HEX;
-	uint64_t seq;
+	char item[QUEUE_NAME_MAX + 1 + ITEM_KEY_MAX + 1], prev_item[sizeof item];
+	const unsigned char *kp = k->mv_data;
+	uint64_t id = 0, prev;
+	size_t n;
+	MDB_val pd;
+
+	for (size_t i = 0; i < k->mv_size && i < EVENT_ID_SIZE; i++)
+		id = id << 8 | kp[i];
+	if (k->mv_size != EVENT_ID_SIZE || id == 0) {
+		problem(v, "events: a key of %zu bytes is not an event id", k->mv_size);
+		return;
+	}
+	if ((n = event_item(d, item)) == 0) {
+		problem(v, "events: event %" PRIu64 " has a record of %zu bytes that does not decode",
+		    id, d->mv_size);
+		return;
+	}
+	if (queue_find(v, item, strcspn(item, "/")) == NULL)
+		problem(v, "events: event %" PRIu64 " belongs to a queue without a record", id);
+	prev = rd64((const char *)d->mv_data + 8);
+	if (prev >= id && prev != 0)
+		problem(v, "events: event %" PRIu64 " follows a newer event %" PRIu64, id, prev);
+	else if (prev != 0 && event_lookup(v, prev, &pd) &&
+	    (event_item(&pd, prev_item) != n || memcmp(prev_item, item, n) != 0))
+		problem(v, "events: event %" PRIu64 " follows event %" PRIu64 " of another item",
+		    id, prev);
+}
+
+static void
+visit_parked(struct verify *v, const MDB_val *k, const MDB_val *d)
+{
+	char s[201];
 
 	shown(k->mv_data, k->mv_size, s);
-	if (!history_key_queue(k, queue)) {
-		problem(v, "history: malformed key '%s'", s);
+	if (d->mv_size != PARKED_HEAD_SIZE) {
+		problem(v, "heads: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
 		return;
 	}
-	if (d->mv_size < HISTORY_HDR_SIZE || d->mv_size != HISTORY_HDR_SIZE +
-	    (size_t)rd16(p + 24) + (uint8_t)p[27] + (uint8_t)p[28] ||
-	    history_kind_name((enum history_kind)(uint8_t)p[26]) == NULL) {
-		problem(v, "history: '%s' has a record of %zu bytes that does not decode", s, d->mv_size);
-		return;
-	}
-	if (queue_find(v, queue, strlen(queue)) == NULL)
-		problem(v, "history: '%s' belongs to a queue without a record", s);
-	memcpy(hex, (const char *)k->mv_data + plen, HISTORY_SEQ_HEX);
-	hex[HISTORY_SEQ_HEX] = '\0';
-	seq = strtoull(hex, NULL, 16);
-	if (plen == v->hist_item_len && memcmp(k->mv_data, v->hist_item, plen) == 0) {
-		if (seq != v->hist_seq + 1)
-			problem(v, "history: '%s' follows seq %" PRIu64 " (an item's seqs are one run)",
-			    s, v->hist_seq);
-		if (++v->hist_count == HISTORY_PER_ITEM + 1)
-			problem(v, "history: '%s' is past its item's %d events", s, HISTORY_PER_ITEM);
-	} else {		/* an item's oldest event */
-		memcpy(v->hist_item, k->mv_data, plen);
-		v->hist_item_len = plen;
-		v->hist_count = 1;
-		if (!expiry_has(v, (int64_t)rd64(p + 8), EXPIRY_HISTORY, k->mv_data, plen))
-			problem(v, "history: the oldest event '%s' has no expiry entry", s);
-	}
-	v->hist_seq = seq;
+	if (prefix_len(k) == 0 || queue_find(v, k->mv_data, prefix_len(k)) == NULL)
+		problem(v, "heads: '%s' belongs to a queue without a record", s);
+	check_head(v, "heads", k, d->mv_data);
+	if (!expiry_has(v, (int64_t)rd64((const char *)d->mv_data + 24), EXPIRY_HISTORY,
+	    k->mv_data, k->mv_size))
+		problem(v, "heads: the parked head of '%s' has no expiry entry", s);
 }
 
 /* Entries may be stale (the sweep drops those), but each must parse. */
@@ -781,7 +818,8 @@ store_verify(struct store *st, store_verify_report_fn report, void *ctx,
 	    walk(&v, st->kv, "kv", visit_kv) &&
 	    walk(&v, st->once, "once", visit_once) &&
 	    walk(&v, st->idem, "idem", visit_idem) &&
-	    walk(&v, st->history, "history", visit_history) &&
+	    walk(&v, st->events, "events", visit_event) &&
+	    walk(&v, st->heads, "heads", visit_parked) &&
 	    walk(&v, st->expiry, "expiry", visit_expiry) &&
 	    walk(&v, st->tenants, "tenants", visit_tenant);
 	if (walked) {

@@ -191,8 +191,8 @@ test_across(void)
 	qop(QOP_ENQUEUE, T0 + 6, "t:a", "1234/a", NULL, 0, NULL, NULL, NULL);
 	qop(QOP_ENQUEUE, T0 + 7, "t:a", "12345", NULL, 0, NULL, NULL, NULL);
 	qop(QOP_ENQUEUE, T0 + 8, "t:ab", "1234", NULL, 0, NULL, NULL, NULL);
-	/* equal times: in the order of the stored keys ("a.x/" < "a/") */
-	want = "enqueued +0 q=t:b\nenqueued +1 q=t:a.x\nenqueued +1 q=t:a\nclaimed +2 q=t:b c=x a=1 t=";
+	/* equal times: in the order they were committed */
+	want = "enqueued +0 q=t:b\nenqueued +1 q=t:a\nenqueued +1 q=t:a.x\nclaimed +2 q=t:b c=x a=1 t=";
 	ok(strncmp(history_of(NULL, "t", "1234", 100), want, strlen(want)) == 0,
 	    "across: in time order, each with its queue:\n%s", history_of(NULL, "t", "1234", 100));
 	ok(strstr(history_of(NULL, "t", "1234", 100), "\nremoved +3 q=t:a\nenqueued +8 q=t:ab") != NULL,
@@ -215,30 +215,46 @@ test_across(void)
 
 /* --- the per-item cap --- */
 
+/* Events held in the log, read straight from LMDB. */
+static size_t
+events_stored(void)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+
+	if (store_begin(st, false, &txn) != E_OK || mdb_stat(txn, st->events, &ms) != 0)
+		bail_out("events_stored");
+	mdb_txn_abort(txn);
+	return ms.ms_entries;
+}
+
 static void
 test_cap(void)
 {
+	enum { PAIRS = HISTORY_PER_ITEM / 2 + HISTORY_TRIM_SLACK / 2 + 1 };	/* 1102 events */
 	char want[64];
 	const char *h;
+	int swept;
 
 	section("cap", MAP_DEFAULT);
-	for (int i = 0; i < HISTORY_PER_ITEM / 2 + 3; i++) {	/* 1006 events */
+	for (int i = 0; i < PAIRS; i++) {
 		qop(QOP_ENQUEUE, T0 + 2 * i, "t:q", "k", NULL, 0, NULL, NULL, NULL);
 		qop(QOP_REMOVE, T0 + 2 * i + 1, "t:q", "k", NULL, 0, NULL, NULL, NULL);
 	}
-	is_int(events_of("t:q", "k"), HISTORY_PER_ITEM, "cap: an item keeps its last 1000 events");
+	is_int(events_of("t:q", "k"), HISTORY_PER_ITEM, "cap: the history shows the last 1000 events");
 	h = history_of("t:q", NULL, "k", HISTORY_PER_ITEM);
-	snprintf(want, sizeof want, "enqueued +6\nremoved +7\n");
-	ok(strncmp(h, want, strlen(want)) == 0, "cap: the oldest six went (starts: %.30s)", h);
-	ok(strstr(h, "removed +1005") != NULL && strstr(h, "removed +1005\n") == NULL,
+	snprintf(want, sizeof want, "enqueued +%d\nremoved +%d\n", 2 * PAIRS - 1000,
+	    2 * PAIRS - 999);
+	ok(strncmp(h, want, strlen(want)) == 0, "cap: the oldest went (starts: %.30s)", h);
+	ok(strstr(h, "removed +1101") != NULL && strstr(h, "removed +1101\n") == NULL,
 	    "cap: the newest is kept, last");
+	/* the 1101st event trimmed the chain to its last 1000; one more since */
+	is_int(events_stored(), HISTORY_PER_ITEM + 1, "cap: the log holds 1001 of the 1102");
 	verify_clean("cap");
-	/* the trimmed events' expiry entries are stale now (the oldest left
-	 * has its own); a sweep after them all, one entry per event, leaves
-	 * nothing */
-	is_int(sweep_at(T0 + 1005 + st->history_ttl_ms, NULL), E_OK, "cap: sweep");
-	is_int(sweep_at(T0 + 1005 + st->history_ttl_ms, NULL), E_OK, "cap: sweep the rest");
-	is_int(events_of("t:q", "k"), 0, "cap: retention ends them all");
+	for (swept = 0; swept < 3 && events_stored() > 0; swept++)
+		is_int(sweep_at(T0 + 2 * PAIRS + st->history_ttl_ms, NULL), E_OK, "cap: sweep");
+	is_int(events_stored(), 0, "cap: retention ends them all (in sweeps of 1000)");
+	is_int(events_of("t:q", "k"), 0, "cap: ... and the history shows none");
 	verify_clean("cap: after the sweep");
 }
 
@@ -248,6 +264,7 @@ static void
 test_retention(void)
 {
 	struct sweep_counts c = { 0 };
+	const char *h;
 	int64_t ttl;
 
 	section("retention", MAP_DEFAULT);
@@ -261,15 +278,17 @@ test_retention(void)
 	is_int(sweep_at(T0 + ttl, &c), E_OK, "retention: sweep when the first ends");
 	ok(strncmp(history_of("t:q", NULL, "k", 100), "claimed +10 c=w a=1 t=", 22) == 0,
 	    "retention: the oldest went (%s)", history_of("t:q", NULL, "k", 100));
-	is_int(c.swept[EXPIRY_HISTORY], 1, "retention: one history entry handled");
-	verify_clean("retention: the next oldest has its entry");
-	/* a shorter retention since: the next entry ends every event past it */
+	is_int(c.swept[EXPIRY_HISTORY], 1, "retention: one history event removed");
+	verify_clean("retention: after the first");
+	/* a shorter retention since applies to the events kept already */
 	st->history_ttl_ms = 1000;
-	qop(QOP_ENQUEUE, T0 + 30, "t:q", "k2", NULL, 0, NULL, NULL, NULL);
-	is_int(sweep_at(T0 + 10 + ttl, NULL), E_OK, "retention: sweep at the claim's end");
-	is_int(events_of("t:q", "k"), 1, "retention: the claim went, the expiry keeps its own time");
-	is_int(events_of("t:q", "k2"), 0, "retention: an event of the shorter retention ended before");
-	is_int(events_of("t:q", "other"), 1, "retention: the other key keeps its own");
+	is_int(sweep_at(T0 + 1020, NULL), E_OK, "retention: sweep with a shorter retention");
+	h = history_of("t:q", NULL, "k", 100);
+	ok(strncmp(h, "expired +5010 c=w a=1 t=", 24) == 0 && strchr(h, '\n') == NULL,
+	    "retention: only the lease's end, 5 s later, is left of k (%s)", h);
+	is_int(events_of("t:q", "other"), 0, "retention: the other key's went too");
+	qop(QOP_ENQUEUE, T0 + 6000, "t:q", "k3", NULL, 0, NULL, NULL, NULL);
+	is_int(events_of("t:q", "k3"), 1, "retention: a new event after them all is kept");
 	verify_clean("retention: after");
 }
 
@@ -341,60 +360,66 @@ test_items(void)
 
 /* --- the walk finds what is wrong --- */
 
+/* Rewrite the record under key (klen bytes) in dbi: fn changes a copy,
+ * which may be longer (to size bytes, zero-filled). */
 static void
-test_verify(void)
+rewrite(MDB_dbi dbi, const void *key, size_t klen, size_t size, void (*fn)(char *rec))
 {
-	size_t problems = 0;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-
-	section("verify", MAP_DEFAULT);
-	qop(QOP_ENQUEUE, T0, "t:q", "k", NULL, 0, NULL, NULL, NULL);
-	qop(QOP_REMOVE, T0 + 1, "t:q", "k", NULL, 0, NULL, NULL, NULL);
-	qop(QOP_ENQUEUE, T0 + 2, "t:q", "k", NULL, 0, NULL, NULL, NULL);
-	/* delete the item's oldest event behind the family's back: the run
-	 * is unbroken, but its oldest now has no expiry entry */
-	if (store_begin(st, true, &txn) != E_OK || mdb_cursor_open(txn, st->history, &cur) != 0)
-		bail_out("begin");
-	if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0)
-		mdb_cursor_del(cur, 0);
-	mdb_cursor_close(cur);
-	store_commit(txn);
-	store_verify(st, report, NULL, &problems);
-	is_int(problems, 1, "verify: an oldest event without its expiry entry is found");
-}
-
-/* --- records whose lengths are past their limits are corrupt --- */
-
-/* Rewrite the record under key in dbi: fn changes a copy, which may be
- * longer (to size bytes, zero-filled). */
-static void
-rewrite(MDB_dbi dbi, const char *key, size_t size, void (*fn)(char *rec))
-{
-	MDB_val k = { strlen(key), (void *)key }, v;
+	MDB_val k = { klen, (void *)key }, v;
 	MDB_txn *txn;
 	char *rec;
 
 	if (store_begin(st, true, &txn) != E_OK || mdb_get(txn, dbi, &k, &v) != 0)
-		bail_out("rewrite %s", key);
+		bail_out("rewrite %.*s", (int)klen, (const char *)key);
 	rec = calloc(1, size > v.mv_size ? size : v.mv_size);
 	memcpy(rec, v.mv_data, v.mv_size);
 	fn(rec);
 	v = (MDB_val){ size > v.mv_size ? size : v.mv_size, rec };
 	if (mdb_put(txn, dbi, &k, &v, 0) != 0 || store_commit(txn) != E_OK)
-		bail_out("rewrite %s: put", key);
+		bail_out("rewrite: put");
 	free(rec);
 }
 
-/* The history header's request_id_len (byte 28), claimant_len (27) and
+/* An item header's history head naming event 1. */
+static void
+head_1(char *rec)
+{
+	struct item_hdr h;
+
+	memcpy(&h, rec, sizeof h);
+	h.history.last = 1;
+	memcpy(rec, &h, sizeof h);
+}
+
+/* --- the walk finds what is wrong --- */
+
+static void
+test_verify(void)
+{
+	size_t problems = 0;
+
+	section("verify", MAP_DEFAULT);
+	qop(QOP_ENQUEUE, T0, "t:q", "k", NULL, 0, NULL, NULL, NULL);
+	qop(QOP_ENQUEUE, T0 + 1, "t:q", "j", NULL, 0, NULL, NULL, NULL);
+	verify_clean("verify: two items");
+	/* j's head names k's event behind the family's back */
+	rewrite(st->items, "t:q/j", 5, 0, head_1);
+	store_verify(st, report, NULL, &problems);
+	is_int(problems, 1, "verify: a head naming another item's event is found");
+	is_str(history_of("t:q", NULL, "j", 10), "",
+	    "verify: ... and the history of j does not show k's event");
+}
+
+/* --- records whose lengths are past their limits are corrupt --- */
+
+/* The event header's request_id_len (byte 30), claimant_len (29) and
  * annotations_len (24) as docs/storage.md lays them out. */
 static void
 request_id_250(char *rec)
 {
 	rec[24] = rec[25] = 0;
-	rec[27] = 0;
-	rec[28] = (char)250;
+	rec[29] = 0;
+	rec[30] = (char)250;
 }
 
 static void
@@ -413,18 +438,17 @@ bind_300(char *rec)
 static void
 test_corrupt_lengths(void)
 {
-	char hkey[64];
+	static const unsigned char event1[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
 	struct queue_op op;
 
 	section("corrupt", MAP_DEFAULT);
 	qop(QOP_ENQUEUE, T0, "t:q", "k", NULL, 0, NULL, "r1", NULL);
 	/* a request id longer than any kept (200) overran the decoder's copy */
-	snprintf(hkey, sizeof hkey, "t:1/k/q/%016llx", 1ULL);
-	rewrite(st->history, hkey, 32 + 250, request_id_250);
+	rewrite(st->events, event1, sizeof event1, 40 + 3 + 1 + 250, request_id_250);
 	ok(strncmp(history_of("t:q", NULL, "k", 10), "enqueued", 8) != 0,
 	    "corrupt: an event with a 250-byte request id is not decoded");
 	/* an item's bind longer than BIND_MAX overran the result's bound_to */
-	rewrite(st->items, "t:q/k", sizeof(struct item_hdr) + 300, bind_300);
+	rewrite(st->items, "t:q/k", 5, sizeof(struct item_hdr) + 300, bind_300);
 	ok(!qop(QOP_STATUS, T0 + 1, "t:q", "k", NULL, 0, NULL, NULL, &op),
 	    "corrupt: an item with a 300-byte bind is not read");
 	queue_result_free(&op.res);
