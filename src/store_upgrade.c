@@ -15,11 +15,13 @@
  * copies what it changes); if the map is too small, casqd says so and a
  * larger --map-size lets it finish.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
+#include "store_upgrade.h"
 
 #define TENANT_PREFIX	DEFAULT_TENANT ":"
 /* Entries moved per pass; bounds the copy held in memory, not the
@@ -42,6 +44,33 @@ struct item_hdr_v2 {
 	uint32_t payload_len;
 	char     token[TOKEN_HEX_LEN];
 };
+/* Schema 3's, as the step to 3 writes them (the step to 4,
+ * store_upgrade_history.c, gives them the history head). */
+struct item_hdr_v3 {
+	uint8_t  state;
+	uint8_t  flags;
+	uint16_t claimant_len;
+	uint32_t attempts;
+	uint64_t seq;
+	int64_t  enqueued_at, ready_at, lease_until;
+	int64_t  follow_ready_at;
+	int64_t  dead_at;
+	uint32_t payload_len;
+	uint32_t follow_len;
+	uint16_t bind_len;
+	uint16_t pad;
+	char     token[TOKEN_HEX_LEN];
+};
+struct claim_hdr_v3 {
+	int64_t  claimed_at;
+	uint32_t attempts;
+	uint16_t owner_len;
+	uint16_t bind_len;
+};
+_Static_assert(sizeof(struct item_hdr_v3) == ITEM_HDR_V3 &&
+    offsetof(struct item_hdr, history) == ITEM_HDR_V3, "schema 3 item header");
+_Static_assert(sizeof(struct claim_hdr_v3) == CLAIM_HDR_V3 &&
+    offsetof(struct claim_hdr, history) == CLAIM_HDR_V3, "schema 3 claim header");
 _Static_assert(sizeof(struct queue_stats_v2) == 80, "schema 2 queue stats");
 _Static_assert(sizeof(struct item_hdr_v2) == 80, "schema 2 item header");
 #define CLAIM_HDR_V2	14	/* claimed_at, attempts, owner_len; then padding */
@@ -151,9 +180,7 @@ move_db(MDB_txn *txn, MDB_dbi dbi, bool expiry, size_t *count)
 	return rc;
 }
 
-/* A step that failed: why names the schema and the database it was on;
- * a full map is the one failure the operator can fix. Returns rc. */
-static int
+int
 upgrade_failed(char *why, size_t whylen, int schema, const char *db, int rc)
 {
 	snprintf(why, whylen, "upgrading the database to schema %d (%s): %s%s",
@@ -269,7 +296,7 @@ static int
 convert_item(const MDB_val *old, struct buf *out)
 {
 	struct item_hdr_v2 o;
-	struct item_hdr n = { 0 };
+	struct item_hdr_v3 n = { 0 };
 
 	if (old->mv_size < sizeof o)
 		return MDB_CORRUPTED;
@@ -295,7 +322,7 @@ convert_item(const MDB_val *old, struct buf *out)
 static int
 convert_claim(const MDB_val *old, struct buf *out)
 {
-	struct claim_hdr n = { 0 };
+	struct claim_hdr_v3 n = { 0 };
 	const char *p = old->mv_data;
 
 	if (old->mv_size < sizeof n)
@@ -309,10 +336,9 @@ convert_claim(const MDB_val *old, struct buf *out)
 	return 0;
 }
 
-/* Rewrite every value of dbi through convert (keys stay: replacing a
- * value under a cursor keeps it in place). */
-static int
-convert_db(MDB_txn *txn, MDB_dbi dbi, int (*convert)(const MDB_val *, struct buf *),
+/* Keys stay: replacing a value under a cursor keeps it in place. */
+int
+upgrade_convert_db(MDB_txn *txn, MDB_dbi dbi, int (*convert)(const MDB_val *, struct buf *),
     size_t *count)
 {
 	struct buf nv = { 0 };
@@ -410,7 +436,7 @@ store_upgrade_v2(struct store *st, MDB_txn *txn, char *why, size_t whylen)
 	int rc;
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
-		if ((rc = convert_db(txn, dbs[i].dbi, dbs[i].convert, &count[i])) != 0) {
+		if ((rc = upgrade_convert_db(txn, dbs[i].dbi, dbs[i].convert, &count[i])) != 0) {
 			return upgrade_failed(why, whylen, 3, dbs[i].name, rc);
 		}
 	if ((rc = count_scopes(st, txn, &scopes)) != 0) {

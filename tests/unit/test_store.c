@@ -8,6 +8,7 @@
  * a store of its own so expiry entries of one never reach another.
  */
 #include <ftw.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,14 +199,54 @@ schema_of(struct store *s, char *out, size_t outlen)
 
 /* --- open, close, schema --- */
 
+/* Schema 3's history as its casqd wrote it: an event of key 1234 in
+ * acme's queue welcome (an empty queue: the item is gone), a record that
+ * does not decode, and the item's expiry entry. */
+static void
+schema3_history_put(struct store *s, MDB_txn *txn)
+{
+	struct old_event {
+		int64_t  at, expires_at;
+		uint32_t attempt;
+		uint8_t  token[4];
+		uint16_t annotations_len;
+		uint8_t  kind, claimant_len, request_id_len, flags, pad[2];
+		char     claimant[3];
+	} ev = { .at = 1000, .expires_at = 1000 + HISTORY_TTL_DEFAULT_MS,
+	    .attempt = 1, .kind = HISTORY_CLAIMED, .claimant_len = 3,
+	    .claimant = "bob" };
+	static const char k1[] = "acme:4/1234/welcome/0000000000000001";
+	static const char k2[] = "acme:4/1234/welcome/0000000000000002";
+	struct queue_stats qs = { .created_at = 1000, .config.bind_days = BIND_DAYS_DEFAULT };
+	MDB_dbi h;
+
+	mdb_put(txn, s->queues, &(MDB_val){ 12, "acme:welcome" }, &(MDB_val){ sizeof qs, &qs }, 0);
+	mdb_dbi_open(txn, "history", MDB_CREATE, &h);
+	mdb_put(txn, h, &(MDB_val){ sizeof k1 - 1, (void *)k1 },
+	    &(MDB_val){ offsetof(struct old_event, claimant) + 3, &ev }, 0);
+	mdb_put(txn, h, &(MDB_val){ sizeof k2 - 1, (void *)k2 },
+	    &(MDB_val){ 5, "short" }, 0);
+	expiry_put(s, txn, ev.expires_at, EXPIRY_HISTORY, "acme:4/1234/welcome/", 20);
+}
+
+static void
+report_problem(void *ctx, const char *problem)
+{
+	(void)ctx;
+	diag("verify: %s", problem);
+}
+
 static void
 test_open(void)
 {
 	char why[256] = "", got[64];
 	struct store *s, *s2;
 	MDB_txn *txn;
-	MDB_val k = { 14, "schema_version" }, v = { 1, "4" }, v2 = { 1, "2" };
+	MDB_val k = { 14, "schema_version" }, v = { 1, "5" }, v2 = { 1, "2" }, v3 = { 1, "3" };
 	MDB_dbi history;
+	struct store_key ik;
+	struct history_head head = { 0 };
+	size_t problems = 1;
 
 	diag("--- open");
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -214,7 +255,7 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "3", "store: new environment has schema_version 3");
+	is_str(got, "4", "store: new environment has schema_version 4");
 	store_close(s);
 
 	s = store_at("open", MAP_DEFAULT, why, sizeof why);
@@ -222,12 +263,11 @@ test_open(void)
 	if (s == NULL)
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "3", "store: schema_version still 3 after reopen");
+	is_str(got, "4", "store: schema_version still 4 after reopen");
 
-	/* A database of schema 2: no history database yet. */
+	/* A database of schema 2: no history at all. */
 	if (store_begin(s, true, &txn) == E_OK) {
 		mdb_put(txn, s->meta, &k, &v2, 0);
-		mdb_drop(txn, s->history, 1);
 		store_commit(txn);
 	}
 	store_close(s);
@@ -235,11 +275,36 @@ test_open(void)
 	if (!ok(s != NULL, "store: open upgrades schema_version 2"))
 		return;
 	schema_of(s, got, sizeof got);
-	is_str(got, "3", "store: ... to schema_version 3");
+	is_str(got, "4", "store: ... to schema_version 4");
 	ok(store_begin(s, false, &txn) == E_OK &&
-	    mdb_dbi_open(txn, "history", 0, &history) == 0,
-	    "store: ... with a history database");
+	    mdb_dbi_open(txn, "history", 0, &history) == MDB_NOTFOUND,
+	    "store: ... without schema 3's history database");
 	mdb_txn_abort(txn);
+
+	/* A database of schema 3, with an event in its history. */
+	if (store_begin(s, true, &txn) == E_OK) {
+		mdb_put(txn, s->meta, &k, &v3, 0);
+		schema3_history_put(s, txn);
+		store_commit(txn);
+	}
+	store_close(s);
+	s = store_at("open", MAP_DEFAULT, why, sizeof why);
+	if (!ok(s != NULL, "store: open upgrades schema_version 3 (%s)", why))
+		return;
+	schema_of(s, got, sizeof got);
+	is_str(got, "4", "store: ... to schema_version 4");
+	store_key_make(&ik, "acme:welcome", "1234", 4);
+	ok(store_begin(s, false, &txn) == E_OK &&
+	    mdb_dbi_open(txn, "history", 0, &history) == MDB_NOTFOUND &&
+	    history_head_get(s, txn, &ik.val, &head) == 0,
+	    "store: ... its history database dropped");
+	mdb_txn_abort(txn);
+	ok(head.last != 0 && head.count == 1 && head.last_at == 1000,
+	    "store: ... the readable event in the log, its head parked (count %u)",
+	    (unsigned)head.count);
+	is_int(store_verify(s, report_problem, NULL, &problems), E_OK, "store: the upgraded database walks");
+	is_int((long long)problems, 0,
+	    "store: ... consistent (the old expiry entry replaced by the parked head's)");
 
 	/* Pretend a future casqd wrote the database. */
 	if (store_begin(s, true, &txn) == E_OK) {
@@ -249,8 +314,8 @@ test_open(void)
 	store_close(s);
 	why[0] = '\0';
 	s2 = store_at("open", MAP_DEFAULT, why, sizeof why);
-	ok(s2 == NULL, "store: open refuses schema_version 4 (a newer casqd's)");
-	ok(strstr(why, "schema version 4") != NULL,
+	ok(s2 == NULL, "store: open refuses schema_version 5 (a newer casqd's)");
+	ok(strstr(why, "schema version 5") != NULL,
 	    "store: the refusal names the version found (%s)", why);
 	store_close(s2);
 
