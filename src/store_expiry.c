@@ -178,7 +178,6 @@ store_sweep(struct store *st, MDB_txn *txn, int64_t now, int limit,
 	struct sweep_counts local = { 0 };
 	struct sweep s = { .st = st, .txn = txn, .now = now,
 	    .counts = counts ? counts : &local };
-
 	int n = 0;
 
 	sweep_open(&s);
