@@ -336,6 +336,20 @@ old_expiry_drop(struct store *st, MDB_txn *txn)
 	return rc;
 }
 
+/* The record old with its header of old_hdr bytes now hdr (hdr_size,
+ * its first old_hdr bytes read from old), when old holds exactly the
+ * header and the tail_len bytes its lengths say. */
+static int
+header_grow(const MDB_val *old, size_t old_hdr, const void *hdr, size_t hdr_size,
+    size_t tail_len, struct buf *out)
+{
+	if (old->mv_size != old_hdr + tail_len)
+		return MDB_CORRUPTED;
+	buf_append(out, hdr, hdr_size);
+	buf_append(out, (const char *)old->mv_data + old_hdr, tail_len);
+	return 0;
+}
+
 static int
 convert_item(const MDB_val *old, struct buf *out)
 {
@@ -344,12 +358,8 @@ convert_item(const MDB_val *old, struct buf *out)
 	if (old->mv_size < ITEM_HDR_V3)
 		return MDB_CORRUPTED;
 	memcpy(&n, old->mv_data, ITEM_HDR_V3);
-	if (old->mv_size != ITEM_HDR_V3 + n.claimant_len + (size_t)n.payload_len +
-	    n.follow_len + n.bind_len)
-		return MDB_CORRUPTED;
-	buf_append(out, &n, sizeof n);
-	buf_append(out, (const char *)old->mv_data + ITEM_HDR_V3, old->mv_size - ITEM_HDR_V3);
-	return 0;
+	return header_grow(old, ITEM_HDR_V3, &n, sizeof n, n.claimant_len +
+	    (size_t)n.payload_len + n.follow_len + n.bind_len, out);
 }
 
 static int
@@ -360,11 +370,8 @@ convert_claim(const MDB_val *old, struct buf *out)
 	if (old->mv_size < CLAIM_HDR_V3)
 		return MDB_CORRUPTED;
 	memcpy(&n, old->mv_data, CLAIM_HDR_V3);
-	if (old->mv_size != CLAIM_HDR_V3 + (size_t)n.owner_len + n.bind_len)
-		return MDB_CORRUPTED;
-	buf_append(out, &n, sizeof n);
-	buf_append(out, (const char *)old->mv_data + CLAIM_HDR_V3, old->mv_size - CLAIM_HDR_V3);
-	return 0;
+	return header_grow(old, CLAIM_HDR_V3, &n, sizeof n,
+	    (size_t)n.owner_len + n.bind_len, out);
 }
 
 /* Move "history" to the log and drop it; a database without one (made
