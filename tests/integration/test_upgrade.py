@@ -2,16 +2,23 @@
 """The upgrades: a database written by casqd of schema 1
 (tests/fixtures/schema1.dump, made by tests/fixtures/make-schema1.py) is
 loaded with mdb_load and opened by this casqd, which moves it to schema 2
-in one transaction, its data becoming tenant default's, and on to schema
-3 (item history from then on, the queue, item and claim records
-converted, the once scope counted from its window). Every item, claim record, lease, delayed item, value, counter,
+in one transaction, its data becoming tenant default's, on to schema 3
+(item history from then on, the queue, item and claim records converted,
+the once scope counted from its window) and on to schema 4 (history in the
+log). Every item, claim record, lease, delayed item, value, counter,
 once-window and stored answer must survive and still behave: claims,
 acks, replays, expiry; the log names the counts. A database of schema 2
-(tests/fixtures/schema2.dump, by make-schema2.py) is upgraded to 3: its
-queue, item and claim records converted, every item, lease and claim
+(tests/fixtures/schema2.dump, by make-schema2.py) is upgraded to 3 and 4:
+its queue, item and claim records converted, every item, lease and claim
 record still there and behaving, the queues with the default settings,
 dead letters, follow-ups and bound pops working on them, and casqctl verify
-finding it consistent."""
+finding it consistent. A database of schema 3 (tests/fixtures/schema3.dump,
+by make-schema3.py: two tenants, an item in every state, a removed one,
+bound pops, follow-ups, request ids and annotations) is upgraded to 4, its
+per-item history moved to the log: every status and history answer the old
+casqd gave (schema3.json) is given again, exactly; new events follow the
+old ones, on items, claim records and a removed key alike; the leases,
+follow-ups, dead letters, bindings and stored answers still work."""
 
 import json
 import os
@@ -56,6 +63,10 @@ def main():
            "the upgrade is logged with its counts", log[-600:])
         ok("database upgraded to schema 3: item history recorded from now on; records "
            "converted: queues 1, items 5, claimed 1; once scopes counted 1" in log, "the step to schema 3 is logged",
+           log[-600:])
+        ok("database upgraded to schema 4: item history moved to the log: 0 events of 0 items "
+           "(0 unreadable, skipped), heads in items 0, claim records 0, parked 0; records converted: "
+           "items 5, claimed 1" in log, "the step to schema 4 is logged: no history yet, the records converted",
            log[-600:])
         q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
         r = s.call("GET", "/v1/tenant")
@@ -105,13 +116,14 @@ def main():
         eq([e["event"] for e in s.call("GET", "/v1/queues/welcome/history",
                                        params={"key": "f"}).get("events", [])],
            ["expired", "claimed"], "the lease taken before the upgrade ran out in f's history")
-        # a second start finds schema 3 and moves nothing
+        # a second start finds schema 4 and moves nothing
         s.restart_casqd()
         with open(s.casqd_log) as f:
-            eq(f.read().count("database upgraded"), 2, "a restart does not upgrade again")
+            eq(f.read().count("database upgraded"), 3, "a restart does not upgrade again (1 to 2, 3, 4 once)")
         eq(q("status", key="d").get("state"), "ready", "the data is there after the restart")
         verify(s)
     schema2()
+    schema3()
 
 
 def verify(s):
@@ -128,6 +140,9 @@ def schema2():
         ok("database upgraded to schema 3: item history recorded from now on; records "
            "converted: queues 2, items 6, claimed 2; once scopes counted 0" in log and
            "upgraded to schema 2" not in log, "the upgrade from schema 2 is logged with its counts", log[-600:])
+        ok("database upgraded to schema 4: item history moved to the log: 0 events of 0 items "
+           "(0 unreadable, skipped), heads in items 0, claim records 0, parked 0; records converted: "
+           "items 6, claimed 2" in log, "... and the step on to schema 4", log[-600:])
         acme = s.add_key("acme2", "--tenant", "acme")
         q = lambda op, **p: s.call("POST", "/v1/queues/welcome/" + op, body=p)  # noqa: E731
         a = lambda op, **p: s.call("POST", "/v1/queues/coupons/" + op, body=p, key=acme)  # noqa: E731
@@ -157,6 +172,132 @@ def schema2():
         eq((r.get("again"), r.get("key")), (False, "code1"), "a bound pop on the other tenant's upgraded queue")
         eq(a("pop", bind="lead-1").get("again"), True, "... answers again")
         verify(s)
+
+
+def pairs(v):
+    """v with every object as a list of (name, value): compared, key order
+    counts too (the history's keys come "in this order", docs/api.md)."""
+    if isinstance(v, dict):
+        return [(k, pairs(x)) for k, x in v.items()]
+    if isinstance(v, list):
+        return [pairs(x) for x in v]
+    return v
+
+
+def history(s, queue, k, key=Ellipsis):
+    path = "/v1/queues/%s/history" % queue if queue else "/v1/history"
+    return s.call("GET", path, params={"key": k}, key=key).json or {}
+
+
+def schema3():
+    with Stack(workers=1, test_clock=True) as s:
+        expect = load_fixture(s, "schema3")
+        with open(s.casqd_log) as f:
+            log = f.read()
+        items = expect["items"]
+        states = [i["status"]["state"] for i in items]
+        line = ("database upgraded to schema 4: item history moved to the log: %d events of %d items "
+                "(0 unreadable, skipped), heads in items %d, claim records %d, parked %d; records "
+                "converted: items %d, claimed %d" % (
+                    sum(len(i["history"]["events"]) for i in items), len(items),
+                    len(items) - states.count("claimed") - states.count("absent"), states.count("claimed"),
+                    states.count("absent"), len(items) - states.count("claimed") - states.count("absent"),
+                    states.count("claimed")))
+        ok(line in log and "upgraded to schema 3" not in log,
+           "the upgrade from schema 3 is logged, with the fixture's counts: " + line, log[-600:])
+        keys = {"default": s.key, "acme": s.add_key("acme3", "--tenant", "acme")}
+        schema3_answers(s, expect, keys)
+        schema3_new_events(s, expect, keys)
+        verify(s)
+        s.restart_casqd()
+        with open(s.casqd_log) as f:
+            eq(f.read().count("database upgraded"), 1, "a restart does not upgrade again")
+        r = history(s, None, "flaky")
+        eq([e["event"] for e in r.get("events", [])], ["enqueued"] + ["claimed", "released"] * 3 +
+           ["claimed", "acked"], "the history is there after the restart")
+
+
+def schema3_answers(s, expect, keys):
+    """Every answer the old casqd gave is given again, whole. No field
+    differs: times are the events' own (with ms), tokens their first 8
+    digits, ties in the old order."""
+    for i in expect["items"]:
+        name = "%s %s/%s" % (i["tenant"], i["queue"], i["key"])
+        r = s.call("POST", "/v1/queues/%s/status" % i["queue"], body={"key": i["key"]}, key=keys[i["tenant"]])
+        eq(pairs(r.json), pairs(i["status"]), "status of %s (%s) as before the upgrade" % (name, i["status"]["state"]))
+        eq(pairs(history(s, i["queue"], i["key"], keys[i["tenant"]])), pairs(i["history"]),
+           "history of %s (%d events) as before the upgrade" % (name, len(i["history"]["events"])))
+    for k in expect["keys"]:
+        eq(pairs(history(s, None, k["key"], keys[k["tenant"]])), pairs(k["history"]),
+           "history across queues of %s's %s as before the upgrade" % (k["tenant"], k["key"]))
+    r = s.call("POST", "/v1/queues/welcome/enqueue", body={"key": "ready", "payload": {"email": "r@example.com"},
+                                                           "request_id": "rq-ready", "x_campaign": "Welcome"})
+    eq(r.text, expect["rq_ready_answer"], "a retry of a request id stored before the upgrade replays")
+    eq(len(history(s, "welcome", "ready").get("events", [])), 1, "... and records nothing")
+
+
+def old_events(expect, tenant, queue, k):
+    if queue is None:
+        return next(x for x in expect["keys"] if (x["tenant"], x["key"]) == (tenant, k))["history"]["events"]
+    return next(i for i in expect["items"] if (i["tenant"], i["queue"], i["key"]) == (tenant, queue, k)
+                )["history"]["events"]
+
+
+def appended(s, expect, keys, tenant, queue, k, want, name):
+    """The history of k: the old events, whole, then those of want (tuples
+    of event, claimant, attempt, token, x_campaign), no earlier."""
+    old = old_events(expect, tenant, queue, k)
+    got = history(s, queue, k, keys[tenant]).get("events", [])
+    eq(pairs(got[:len(old)]), pairs(old), "%s: the events from before the upgrade first" % name)
+    new = got[len(old):]
+    eq([(e["event"], e.get("claimant"), e.get("attempt"), e.get("token"), e.get("x_campaign")) for e in new],
+       want, "%s: then the new ones" % name)
+    ok(all(e["at"] >= old[-1]["at"] for e in new), "%s: the new events are the later ones" % name,
+       "%r after %r" % (new, old[-1]))
+
+
+def schema3_new_events(s, expect, keys):
+    """Changes after the upgrade add to the old history: on an item, on a
+    claim record, on a removed key (its head parked), across queues."""
+    q = lambda qn, op, tenant="default", **p: s.call("POST", "/v1/queues/%s/%s" % (qn, op), body=p,  # noqa: E731
+                                                     key=keys[tenant])
+    r = q("welcome", "claim", key="flaky", claimant="after", lease=60)
+    t = r.get("token", "")
+    eq((r.get("claimed"), r.get("attempt"), r.get("payload")), (True, 4, "again"), "flaky is claimed a 4th time")
+    eq(q("welcome", "ack", key="flaky", token=t, x_campaign="After").get("acked"), True, "... and acked")
+    want = [("claimed", "after", 4, t[:8], None), ("acked", "after", 4, t[:8], "After")]
+    appended(s, expect, keys, "default", "welcome", "flaky", want, "flaky (7 events, a head in its item)")
+    appended(s, expect, keys, "default", None, "flaky", want, "flaky across queues")
+    tok = expect["leased_token"]
+    eq(q("welcome", "ack", key="leased", token=tok).get("acked"), True,
+       "the lease taken before the upgrade is acked with its token")
+    appended(s, expect, keys, "default", "welcome", "leased", [("acked", "flow", 1, tok[:8], None)], "leased")
+    eq(q("welcome", "enqueue", key="once", x_campaign="Again").get("enqueued"), True,
+       "a key consumed before the upgrade is queued again")
+    appended(s, expect, keys, "default", "welcome", "once", [("enqueued", None, None, None, "Again")],
+             "once (a head in its claim record)")
+    eq(q("welcome", "enqueue", key="gone").get("enqueued"), True, "the removed key is queued again")
+    appended(s, expect, keys, "default", "welcome", "gone", [("enqueued", None, None, None, None)],
+             "gone (its head parked)")
+    r = q("welcome", "claim", key="lead-42", claimant="after")
+    eq(r.get("claimed"), True, "lead-42 is claimed in welcome")
+    appended(s, expect, keys, "default", None, "lead-42", [("claimed", "after", 1, r.get("token", "")[:8], None)],
+             "lead-42 across queues")
+    tok = expect["code1_token"]
+    eq(q("coupons", "release", "acme", key="code1", token=tok).get("released"), True,
+       "acme's lease taken before the upgrade is released with its token")
+    appended(s, expect, keys, "acme", "coupons", "code1", [("released", "coupon", 1, tok[:8], None)], "acme's code1")
+    tok = expect["followed_token"]
+    r = q("welcome", "ack", key="followed", token=tok)
+    eq((r.get("acked"), r.get("follow_up")), (True, True), "the follow-up stored before the upgrade waits after the ack")
+    eq(q("welcome", "claim", key="followed", claimant="after").get("payload"), {"run": 2}, "... and runs")
+    eq(q("dunning", "redrive", key="dead").get("redriven"), 1, "the dead letter is redriven")
+    appended(s, expect, keys, "default", "dunning", "dead", [("redriven", None, 1, None, None)], "dead")
+    r = q("gifts", "pop", claimant="gift", lease=3600, bind="lead-1")
+    eq((r.get("again"), r.get("key"), r.get("token")), (True, "g1", expect["gift_token"]),
+       "a bound pop answers the leased item it took before the upgrade")
+    r = q("coupons", "pop", "acme", claimant="coupon", bind="lead-1")
+    eq((r.get("again"), r.get("key")), (True, "code0"), "... and acme's the consumed one")
 
 
 run_main(main)
