@@ -12,6 +12,7 @@
 #define CASQ_FUZZ_H
 
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ fuzz_check_params(const struct request *req)
 }
 
 static char fuzz_tmp[] = "/tmp/casq-fuzz.XXXXXX";
+static bool fuzz_tmp_made;
 
 static int
 fuzz_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -85,15 +87,17 @@ fuzz_tmp_remove(void)
 }
 
 /* A private temporary directory, removed when the fuzzer exits normally
- * (a crash leaves it for the post-mortem). */
+ * (a crash leaves it for the post-mortem). Made once: the name mkdtemp
+ * gives can itself end in 'X', so the name cannot tell whether it was. */
 static inline const char *
 fuzz_tmpdir(void)
 {
-	if (fuzz_tmp[sizeof fuzz_tmp - 2] == 'X') {
+	if (!fuzz_tmp_made) {
 		if (mkdtemp(fuzz_tmp) == NULL) {
 			perror("mkdtemp");
 			exit(1);
 		}
+		fuzz_tmp_made = true;
 		atexit(fuzz_tmp_remove);
 	}
 	return fuzz_tmp;
