@@ -23,7 +23,7 @@ import time
 
 sys.dont_write_bytecode = True     # the source tree may be read-only (distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from casqtest import (Stack, comment, eq, ok, run_main, run_threads,  # noqa: E402
+from casqtest import (Stack, comment, eq, ok, run_main, run_threads, skip,  # noqa: E402
                       worker_pids)
 from test_races import enqueue_all, race_flush, race_leases, race_one_key  # noqa: E402
 
@@ -195,8 +195,10 @@ def in_flight(killer, failed, what):
         ok(failed > 0, "%s: the kill, mid-commit, hit requests in flight (some failed and "
            "were retried)" % what, "no request failed")
     else:
-        comment("%s: no commit in progress was seen at the kill; %d request(s) failed"
-                % (what, failed))
+        # A skip, not nothing: the file's count of assertions stays the
+        # same, so a total that moves means an assertion was lost.
+        skip("%s: the kill, mid-commit, hit requests in flight" % what,
+             "no commit in progress was seen at the kill; %d request(s) failed" % failed)
 
 
 def kill_enqueue(s):
