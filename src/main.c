@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,23 @@ parse_args(int argc, char **argv, struct config *cfg)
 		die("--keys FILE is required (mint a key with casqd --mint-key NAME)");
 }
 
+/* A SIGHUP (systemctl reload, logrotate) may come while casqd is still
+ * starting: opening or upgrading the database can take minutes. Its
+ * default action would end casqd, and systemd counts an end by SIGHUP as
+ * clean, so nothing would start it again. Held from the first line, it
+ * stays pending until pool_run() has its handler and then reloads the
+ * keys like any other. SIGTERM and SIGINT keep their default: stopping
+ * is what they ask for. */
+static void
+hold_reload_signal(void)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hup, NULL);
+}
+
 /* One casqd per data directory: two masters would each believe they own
  * the socket and the workers. The lock lives as long as the master (and
  * is inherited, harmlessly, by the workers). */
@@ -306,6 +324,7 @@ main(int argc, char **argv)
 	char why[512];
 	int rc;
 
+	hold_reload_signal();
 	parse_args(argc, argv, &cfg);
 	lock_data_dir(cfg.data_dir);
 	/* Create and check the database here, then close it: workers open

@@ -2,7 +2,8 @@
 """casqd's start-up and supervision, without nginx: flags, failures with
 exit status 2 and one "casqd: ..." line, stale and busy sockets, one
 instance per data dir, inherited listeners (fd 0, LISTEN_FDS), SIGTERM,
-SIGHUP, in-flight requests, and a worker killed with SIGKILL."""
+SIGHUP (also while casqd starts), in-flight requests, and a worker killed
+with SIGKILL."""
 
 import hashlib
 import os
@@ -360,6 +361,49 @@ def test_supervision(env):
         kill(n)
 
 
+def test_hup_while_starting(env):
+    """A SIGHUP while casqd is still starting (opening or upgrading the
+    database can take minutes) is held and honoured once the pool runs,
+    never casqd's end. The keys file is a FIFO, so casqd waits in the
+    middle of its start for as long as the test likes."""
+    fifo = env.p("hup.keys")
+    os.mkfifo(fifo)
+    with open(env.keys) as f:
+        keys = f.read()
+    argv = [casqd_path(), "--listen", "unix:" + env.p("hup.sock"), "--socket-mode", "0666",
+            "--data", env.p("hup.data"), "--keys", fifo, "--workers", "2"]
+    log = open(env.p("hup.log"), "ab")
+    try:
+        m = spawn(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    finally:
+        log.close()
+    try:
+        # open() returns once casqd has the FIFO open to read its keys:
+        # casqd is inside its start, before its workers and its handlers.
+        w = os.open(fifo, os.O_WRONLY)
+        m.send_signal(signal.SIGHUP)
+        # What the reload will read: a plain file in the FIFO's place.
+        with open(fifo + ".tmp", "w") as f:
+            f.write(keys)
+        os.rename(fifo + ".tmp", fifo)
+        try:
+            os.write(w, keys.encode())
+        except BrokenPipeError:
+            comment("casqd was gone before it read its keys: " + tail(env.p("hup.log")))
+        os.close(w)
+        eq(healthy(env.p("hup.sock"), proc=m), True,
+           "SIGHUP during start-up: casqd goes on and serves /healthz")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                tail(env.p("hup.log"), 50).count("keys reloaded:") < 2:
+            time.sleep(0.05)
+        eq(tail(env.p("hup.log"), 50).count("keys reloaded:"), 2,
+           "SIGHUP during start-up: honoured once the pool runs (both workers reload)")
+        eq(term(m), 0, "SIGHUP during start-up: SIGTERM later, exit status 0")
+    finally:
+        kill(m)
+
+
 def main():
     env = Env()
     try:
@@ -369,6 +413,7 @@ def main():
         test_pidfile_tcp(env)
         test_inherited(env)
         test_supervision(env)
+        test_hup_while_starting(env)
         comment("total %.1f s" % (time.monotonic() - t))
     finally:
         rmtemp(env.tmp)
