@@ -5,6 +5,7 @@ instance per data dir, inherited listeners (fd 0, LISTEN_FDS), SIGTERM,
 SIGHUP (also while casqd starts), in-flight requests, and a worker killed
 with SIGKILL."""
 
+import errno
 import hashlib
 import os
 import re
@@ -378,9 +379,20 @@ def test_hup_while_starting(env):
     finally:
         log.close()
     try:
-        # open() returns once casqd has the FIFO open to read its keys:
-        # casqd is inside its start, before its workers and its handlers.
-        w = os.open(fifo, os.O_WRONLY)
+        # The FIFO opens for writing once casqd has it open to read its
+        # keys: casqd is inside its start, before its workers and its
+        # handlers. (ENXIO until then; a casqd that ended never opens it.)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO or m.poll() is not None or \
+                        time.monotonic() > deadline:
+                    raise RuntimeError("casqd never opened its keys FIFO (%s): %s"
+                                       % (e, tail(env.p("hup.log"))))
+                time.sleep(0.01)
         m.send_signal(signal.SIGHUP)
         # What the reload will read: a plain file in the FIFO's place.
         with open(fifo + ".tmp", "w") as f:

@@ -270,15 +270,15 @@ def check_syscalls(tmp, service, argv, key):
     # The path exists from bind(); connections are refused until listen()
     # (strace makes the gap long) and unanswered until casqd runs.
     deadline = time.monotonic() + 30
-    while p.poll() is None:
-        try:
-            statuses.append(fcgi_request(path, "GET", "/healthz", timeout=30).status)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
     try:
+        while p.poll() is None:
+            try:
+                statuses.append(fcgi_request(path, "GET", "/healthz", timeout=30).status)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         for i in range(5):
             statuses.append(fcgi_request(path, "POST", "/v1/queues/q/enqueue?key=k%d" % i,
                                          headers=h, timeout=30).status)
