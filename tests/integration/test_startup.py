@@ -65,14 +65,14 @@ def one_line_error(rc, err, what, must_mention=None):
         ok(must_mention in err, "%s: the message names %s" % (what, must_mention), "stderr %r" % err)
 
 
-def start(env, name, *extra, sock=None, data=None, listen=True, workers=2, **kw):
+def start(env, name, *extra, sock=None, data=None, keys=None, listen=True, workers=2, **kw):
     """Start a casqd that should keep running; returns (proc, sock)."""
     sock = sock or env.p(name + ".sock")
     data = data or env.p(name + ".data")
     argv = [casqd_path()]
     if listen:
         argv += ["--listen", "unix:" + sock, "--socket-mode", "0666"]
-    argv += ["--data", data, "--keys", env.keys, "--workers", str(workers)] + list(extra)
+    argv += ["--data", data, "--keys", keys or env.keys, "--workers", str(workers)] + list(extra)
     log = open(env.p(name + ".log"), "ab")
     try:
         p = spawn(argv, stdout=log, stderr=log, stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
@@ -371,13 +371,10 @@ def test_hup_while_starting(env):
     os.mkfifo(fifo)
     with open(env.keys) as f:
         keys = f.read()
-    argv = [casqd_path(), "--listen", "unix:" + env.p("hup.sock"), "--socket-mode", "0666",
-            "--data", env.p("hup.data"), "--keys", fifo, "--workers", "2"]
-    log = open(env.p("hup.log"), "ab")
-    try:
-        m = spawn(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    finally:
-        log.close()
+    m, sock = start(env, "hup", keys=fifo)
+
+    def reloads():
+        return tail(env.p("hup.log"), 50).count("keys reloaded:")
     try:
         # The FIFO opens for writing once casqd has it open to read its
         # keys: casqd is inside its start, before its workers and its
@@ -403,13 +400,12 @@ def test_hup_while_starting(env):
         except BrokenPipeError:
             comment("casqd was gone before it read its keys: " + tail(env.p("hup.log")))
         os.close(w)
-        eq(healthy(env.p("hup.sock"), proc=m), True,
+        eq(healthy(sock, proc=m), True,
            "SIGHUP during start-up: casqd goes on and serves /healthz")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and \
-                tail(env.p("hup.log"), 50).count("keys reloaded:") < 2:
+        while time.monotonic() < deadline and reloads() < 2:
             time.sleep(0.05)
-        eq(tail(env.p("hup.log"), 50).count("keys reloaded:"), 2,
+        eq(reloads(), 2,
            "SIGHUP during start-up: honoured once the pool runs (both workers reload)")
         eq(term(m), 0, "SIGHUP during start-up: SIGTERM later, exit status 0")
     finally:
