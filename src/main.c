@@ -235,9 +235,9 @@ parse_args(int argc, char **argv, struct config *cfg)
 		die("--keys FILE is required (mint a key with casqd --mint-key NAME)");
 }
 
-/* A SIGHUP (systemctl reload, logrotate) may come while casqd is still
- * starting: opening or upgrading the database can take minutes. Its
- * default action would end casqd, and systemd counts an end by SIGHUP as
+/* A SIGHUP (systemctl reload, an operator's kill -HUP) may come while
+ * casqd is still starting: opening or upgrading the database can take
+ * minutes. Its default action would end casqd, and systemd counts an end by SIGHUP as
  * clean, so nothing would start it again. Held from the first line, it
  * stays pending until pool_run() has its handler and then reloads the
  * keys like any other. SIGTERM and SIGINT keep their default: stopping
